@@ -1,0 +1,64 @@
+"""Celery configuration for GreenGrader, built from ``GREENGRADER_*`` settings.
+
+Reliability choices (see docs/architecture.md): late acks + reject on worker loss so a
+killed worker's job is redelivered; prefetch 1 so a worker never hoards long jobs; no
+auto-created queues so a mistyped region queue fails loudly; results live in Postgres,
+not in the Celery result backend; start times live in the database (released by the
+sweep), never as long ETAs in Redis.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from kombu import Queue
+
+from greengrader.carbon.regions import load_regions
+from greengrader.errors import ConfigError
+from greengrader.settings import get_settings
+
+try:
+    _settings = get_settings()
+    _regions = load_regions(_settings.regions_file)
+except ConfigError as _exc:
+    sys.exit(f"greengrader: {_exc}")
+
+_settings.home.mkdir(parents=True, exist_ok=True)
+
+broker_url = _settings.effective_broker_url
+result_backend = _settings.result_backend
+task_ignore_result = _settings.result_backend is None
+
+task_serializer = "json"
+result_serializer = "json"
+accept_content = ["json"]
+timezone = "UTC"
+enable_utc = True
+
+task_acks_late = True
+task_reject_on_worker_lost = True
+worker_prefetch_multiplier = 1
+task_create_missing_queues = False
+broker_connection_retry_on_startup = True
+worker_cancel_long_running_tasks_on_connection_loss = True
+worker_soft_shutdown_timeout = 10.0
+# A grade may run up to the 40-minute maximum; the hard limit stays under Redis's
+# visibility timeout so a running task is never redelivered while alive.
+task_time_limit = 2400 + 300
+broker_transport_options = {"visibility_timeout": 3600}
+worker_send_task_events = True
+task_send_sent_event = True
+
+SCHEDULING_QUEUE = "scheduling"
+task_default_queue = SCHEDULING_QUEUE
+task_queues = [Queue(SCHEDULING_QUEUE)] + [Queue(r.queue_name) for r in _regions.enabled()]
+task_routes = {
+    "greengrader.schedule": {"queue": SCHEDULING_QUEUE},
+    "greengrader.sweep": {"queue": SCHEDULING_QUEUE},
+    # greengrader.grade is routed at enqueue time: apply_async(queue=region.queue_name)
+}
+
+beat_schedule = {
+    "sweep": {"task": "greengrader.sweep", "schedule": _settings.sweep_interval_s},
+}
+beat_schedule_filename = str(_settings.home / "celerybeat-schedule")

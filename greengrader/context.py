@@ -1,0 +1,68 @@
+"""The collaborators a unit of work needs, built once per process and passed in.
+
+Nothing here connects at import or construction time: the database engine, carbon
+provider and Docker client are created on first use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from greengrader.carbon.regions import RegionRegistry, load_regions
+from greengrader.db import Database, get_database
+from greengrader.models.base import utcnow
+from greengrader.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+
+@dataclass
+class Context:
+    settings: Settings
+    db: Database
+    regions: RegionRegistry
+    clock: Callable[[], datetime] = field(default=utcnow)
+    app: Celery | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None, **kwargs: object) -> Context:
+        settings = settings or get_settings()
+        return cls(
+            settings=settings,
+            db=get_database(settings),
+            regions=load_regions(settings.regions_file),
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+    @cached_property
+    def celery(self) -> Celery:
+        if self.app is not None:
+            return self.app
+        from greengrader.celery_app import app
+
+        return app
+
+    def now(self) -> datetime:
+        return self.clock()
+
+
+_context: Context | None = None
+
+
+def current_context() -> Context:
+    """The process-wide context used by Celery tasks (built lazily from settings)."""
+    global _context
+    if _context is None:
+        _context = Context.from_settings()
+    return _context
+
+
+def set_current_context(ctx: Context | None) -> None:
+    """Install a context for tasks in this process (tests, the embedded demo)."""
+    global _context
+    _context = ctx

@@ -1,0 +1,116 @@
+"""Submissions, their raw payloads, status history and quarantined payloads."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
+
+from greengrader.errors import InvalidTransition
+from greengrader.models.base import Base, JSONType, UTCDateTime, utcnow
+from greengrader.models.course import Assignment
+from greengrader.models.status import Status, can_transition
+
+
+class Submission(Base):
+    __tablename__ = "submission"
+    __table_args__ = (
+        UniqueConstraint("gradescope_id", "sha256"),
+        Index("ix_submission_status_not_before", "status", "not_before"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    gradescope_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    assignment_id: Mapped[int] = mapped_column(ForeignKey("assignment.id"), index=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    metadata_json: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType)
+    users: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    hostname: Mapped[str | None] = mapped_column(String(300))
+    gradescope_score: Mapped[float | None] = mapped_column(Float)
+    gradescope_results: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    topic: Mapped[str | None] = mapped_column(String(300))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status: Mapped[str] = mapped_column(String(20), default=Status.RECEIVED.value)
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    region: Mapped[str | None] = mapped_column(String(100))
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Celery task id of the grade currently owning this submission (idempotency fence).
+    task_id: Mapped[str | None] = mapped_column(String(64))
+
+    assignment: Mapped[Assignment] = relationship()
+    payload: Mapped[SubmissionPayload] = relationship(
+        back_populates="submission", uselist=False, cascade="all, delete-orphan"
+    )
+    events: Mapped[list[StatusEvent]] = relationship(
+        back_populates="submission", order_by="StatusEvent.id", cascade="all, delete-orphan"
+    )
+
+    def move_to(self, target: Status, reason: str | None = None, *, now: datetime | None = None) -> None:
+        """The one place a status changes: validates the transition and records history."""
+        current = Status(self.status)
+        if not can_transition(current, target):
+            raise InvalidTransition(current.value, target.value)
+        at = now or utcnow()
+        self.events.append(
+            StatusEvent(from_status=current.value, to_status=target.value, reason=reason, at=at)
+        )
+        self.status = target.value
+        self.status_reason = reason
+        self.updated_at = at
+
+
+class SubmissionPayload(Base):
+    """Raw payload bytes in a side table so listing submissions never loads them."""
+
+    __tablename__ = "submission_payload"
+
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submission.id"), primary_key=True)
+    data: Mapped[bytes] = deferred(mapped_column(LargeBinary))
+
+    submission: Mapped[Submission] = relationship(back_populates="payload")
+
+
+class StatusEvent(Base):
+    """Status history with timestamps (one row per transition)."""
+
+    __tablename__ = "status_event"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submission.id"), index=True)
+    from_status: Mapped[str | None] = mapped_column(String(20))
+    to_status: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    submission: Mapped[Submission] = relationship(back_populates="events")
+
+
+class Quarantine(Base):
+    """A rejected payload, kept with its reason (raw bytes up to a cap)."""
+
+    __tablename__ = "quarantine"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reason: Mapped[str] = mapped_column(String(100), index=True)
+    detail: Mapped[str | None] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size: Mapped[int] = mapped_column(Integer)
+    topic: Mapped[str | None] = mapped_column(String(300))
+    data: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
+    truncated: Mapped[bool] = mapped_column(default=False)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

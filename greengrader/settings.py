@@ -1,0 +1,139 @@
+"""Settings from the environment (prefix ``GREENGRADER_``) with an embedded default.
+
+With nothing set, GreenGrader runs with no servers at all: a SQLite file in the user's
+data directory holds the data, and Celery uses kombu's SQLAlchemy transport on a
+SQLite file beside it. The distributed configuration sets ``GREENGRADER_DATABASE_URL``
+(Postgres) and ``GREENGRADER_BROKER_URL`` (Redis).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import platformdirs
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from greengrader.errors import ConfigError
+
+_URL_SCHEMES_DB = ("postgresql", "postgresql+psycopg2", "sqlite")
+_URL_SCHEMES_BROKER = ("redis", "rediss", "amqp", "pyamqp", "sqla+sqlite", "sqla+postgresql", "memory")
+
+
+def data_dir() -> Path:
+    """Per-user data directory for the embedded default."""
+    return Path(platformdirs.user_data_dir("greengrader", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """All runtime configuration. Every field maps to ``GREENGRADER_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="GREENGRADER_", extra="ignore")
+
+    # Storage and queues
+    database_url: str = ""
+    broker_url: str = ""
+    result_backend: str | None = None
+    home: Path = Field(default_factory=data_dir)
+
+    # MQTT
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = Field(default=1883, ge=1, le=65535)
+    mqtt_username: str | None = None
+    mqtt_password: SecretStr | None = None
+    mqtt_password_file: Path | None = None
+    mqtt_tls: bool = False
+    mqtt_ca_file: Path | None = None
+    mqtt_topic: str = "submissions"
+    mqtt_client_id: str = "greengrader-bridge"
+    mqtt_shared_group: str | None = None
+    mqtt_keepalive_s: int = Field(default=30, ge=5)
+
+    # Payload validation
+    max_payload_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    max_uncompressed_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)
+    max_compression_ratio: float = Field(default=200.0, gt=1)
+    max_zip_entries: int = Field(default=10_000, ge=1)
+    pseudonymise: bool = True
+    pseudonym_key: SecretStr = SecretStr("greengrader-default-pseudonym-key")
+
+    # Scheduling and carbon
+    cas_url: str | None = None
+    cas_timeout_s: float = Field(default=5.0, gt=0)
+    policy: str = "carbon-optimal"
+    default_region: str = "us-west"
+    regions_file: Path | None = None
+    carbon_source: str = "embedded"
+    carbon_data_dir: Path | None = None
+    forecast: str = "persistence"
+    max_delay_s: int = Field(default=0, ge=0)
+    default_runtime_s: float = Field(default=60.0, gt=0)
+    pue: float = Field(default=1.2, ge=1.0)
+
+    # Beat sweep
+    sweep_interval_s: float = Field(default=15.0, gt=0)
+    received_grace_s: float = Field(default=60.0, ge=0)
+    stuck_margin_s: float = Field(default=120.0, ge=0)
+    max_attempts: int = Field(default=3, ge=1)
+
+    # Grading
+    executor: str = "docker"
+    base_image: str = "greengrader/autograder-base:bookworm"
+    grade_timeout_s: int = Field(default=600, ge=1, le=2400)
+    grade_memory_mb: int = Field(default=768, ge=64)
+    grade_cpus: float = Field(default=1.0, gt=0)
+    grade_pids_limit: int = Field(default=256, ge=16)
+    grade_disk_mb: int = Field(default=1024, ge=16)
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_db_url(cls, value: str) -> str:
+        if value and not value.startswith(tuple(s + ":" for s in _URL_SCHEMES_DB)):
+            raise ValueError(f"unsupported database URL scheme (use one of {', '.join(_URL_SCHEMES_DB)})")
+        return value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _check_broker_url(cls, value: str) -> str:
+        if value and not value.startswith(tuple(s + ":" for s in _URL_SCHEMES_BROKER)):
+            raise ValueError(f"unsupported broker URL scheme (use one of {', '.join(_URL_SCHEMES_BROKER)})")
+        return value
+
+    @property
+    def embedded(self) -> bool:
+        """True when no database server is configured (SQLite default)."""
+        return self.effective_database_url.startswith("sqlite")
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'greengrader.db'}"
+
+    @property
+    def effective_broker_url(self) -> str:
+        return self.broker_url or f"sqla+sqlite:///{self.home / 'broker.db'}"
+
+    def mqtt_secret(self) -> str | None:
+        """The MQTT password from the variable or the password file (never logged)."""
+        if self.mqtt_password is not None:
+            return self.mqtt_password.get_secret_value()
+        if self.mqtt_password_file is not None:
+            return self.mqtt_password_file.read_text().strip()
+        return None
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings; a validation error becomes a one-line :class:`ConfigError`."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "?"
+        raise ConfigError(f"GREENGRADER_{field.upper()}: {first['msg']}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings (cached; tests call ``get_settings.cache_clear()``)."""
+    return load_settings()
+

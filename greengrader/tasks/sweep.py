@@ -1,0 +1,13 @@
+"""``greengrader.sweep`` (beat): release due jobs, re-enqueue lost ones, recover stuck ones."""
+
+from __future__ import annotations
+
+from greengrader.celery_app import app
+from greengrader.context import current_context
+
+
+@app.task(name="greengrader.sweep", acks_late=True, ignore_result=True)
+def sweep() -> None:
+    from greengrader.scheduling.sweep import run_sweep
+
+    run_sweep(current_context())
