@@ -8,8 +8,10 @@ SQLite file beside it. The distributed configuration sets ``GREENGRADER_DATABASE
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 import platformdirs
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -70,6 +72,23 @@ class Settings(BaseSettings):
     max_delay_s: int = Field(default=0, ge=0)
     default_runtime_s: float = Field(default=60.0, gt=0)
     pue: float = Field(default=1.2, ge=1.0)
+
+    # Carbon data (see docs/carbon.md)
+    carbon_step_s: int = Field(default=3600, ge=60)
+    carbon_emission_factor: Literal["lifecycle", "direct"] = "lifecycle"
+    carbon_clock: datetime | None = None
+    carbon_http_timeout_s: float = Field(default=10.0, gt=0)
+    carbon_http_retries: int = Field(default=3, ge=1)
+    carbon_cache_ttl_s: float = Field(default=300.0, ge=0)
+    watttime_url: str = "https://api.watttime.org"
+    watttime_username: str | None = None
+    watttime_password: SecretStr | None = None
+    electricitymaps_url: str = "https://api.electricitymap.org"
+    electricitymaps_token: SecretStr | None = None
+    carbon_aware_sdk_url: str | None = None
+    cpu_model: str | None = None
+    cpu_tdp_w: float | None = Field(default=None, gt=0)
+    memory_w_per_gb: float = Field(default=0.375, ge=0)
 
     # Beat sweep
     sweep_interval_s: float = Field(default=15.0, gt=0)
