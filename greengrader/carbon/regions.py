@@ -1,11 +1,13 @@
 """The region registry: region name -> carbon zone, location, capacity and queue.
 
-Loaded from a TOML file (``GREENGRADER_REGIONS_FILE``) or the packaged default
-(``greengrader/data/regions.toml``). Queue names are ``region-<name>`` unless set.
+Loaded from a TOML file (``GREENGRADER_REGIONS_FILE``) or a packaged set: the default
+US set (``greengrader/data/regions.toml``) or ``world`` (``regions-world.toml``), chosen by
+setting the variable to ``us`` or ``world``. Queue names are ``region-<name>`` unless set.
 """
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -65,11 +67,31 @@ class RegionRegistry:
                 f"unknown region {name!r} (known: {', '.join(self._by_name)})"
             ) from None
 
+    def nearest(self, lat: float, lon: float) -> Region:
+        """The enabled region closest to (lat, lon) on the great circle (offline GPS lookup)."""
+        candidates = self.enabled() or list(self)
+        return min(candidates, key=lambda r: haversine_km(lat, lon, r.lat, r.lon))
+
+    def zone_for_location(self, lat: float, lon: float) -> str:
+        """The carbon zone of the nearest configured region."""
+        return self.nearest(lat, lon).zone
+
     def by_queue(self, queue: str) -> Region:
         for region in self._by_name.values():
             if region.queue_name == queue:
                 return region
         raise UnknownRegion(f"no region uses queue {queue!r}")
+
+
+def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance in km (mean Earth radius)."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * 6371.0088 * math.asin(min(1.0, math.sqrt(a)))
+
+
+PACKAGED = {"us": "regions.toml", "world": "regions-world.toml"}
 
 
 def _parse(text: str, origin: str) -> RegionRegistry:
@@ -95,9 +117,10 @@ def _parse(text: str, origin: str) -> RegionRegistry:
 
 def load_regions(path: Path | None = None) -> RegionRegistry:
     """Load the registry from ``path`` or the packaged default."""
-    if path is None:
-        text = resources.files("greengrader.data").joinpath("regions.toml").read_text()
-        return _parse(text, "(packaged default)")
+    if path is None or (str(path) in PACKAGED and not path.exists()):
+        name = PACKAGED[str(path) if path is not None else "us"]
+        text = resources.files("greengrader.data").joinpath(name).read_text()
+        return _parse(text, f"(packaged {name})")
     try:
         return _parse(path.read_text(), str(path))
     except OSError as exc:
