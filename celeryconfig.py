@@ -45,7 +45,21 @@ worker_soft_shutdown_timeout = 10.0
 # A grade may run up to the 40-minute maximum; the hard limit stays under Redis's
 # visibility timeout so a running task is never redelivered while alive.
 task_time_limit = 2400 + 300
-broker_transport_options = {"visibility_timeout": 3600}
+# Redis redelivers unacked messages after the visibility timeout; other transports
+# (the embedded SQLAlchemy one) pass these options to their engine, so set it only there.
+if broker_url.startswith(("redis", "rediss")):
+    broker_transport_options = {"visibility_timeout": 3600}
+elif broker_url.startswith("filesystem"):
+    _box = _settings.broker_dir
+    for _sub in ("queue", "control"):
+        (_box / _sub).mkdir(parents=True, exist_ok=True)
+    broker_transport_options = {
+        "data_folder_in": str(_box / "queue"),
+        "data_folder_out": str(_box / "queue"),
+        "control_folder": str(_box / "control"),
+        "store_processed": False,
+        "polling_interval": 0.2,
+    }
 worker_send_task_events = True
 task_send_sent_event = True
 

@@ -1,8 +1,8 @@
 """Settings from the environment (prefix ``GREENGRADER_``) with an embedded default.
 
 With nothing set, GreenGrader runs with no servers at all: a SQLite file in the user's
-data directory holds the data, and Celery uses kombu's SQLAlchemy transport on a
-SQLite file beside it. The distributed configuration sets ``GREENGRADER_DATABASE_URL``
+data directory holds the data, and Celery uses kombu's filesystem transport in a folder
+beside it. The distributed configuration sets ``GREENGRADER_DATABASE_URL``
 (Postgres) and ``GREENGRADER_BROKER_URL`` (Redis).
 """
 
@@ -20,7 +20,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from greengrader.errors import ConfigError
 
 _URL_SCHEMES_DB = ("postgresql", "postgresql+psycopg2", "sqlite")
-_URL_SCHEMES_BROKER = ("redis", "rediss", "amqp", "pyamqp", "sqla+sqlite", "sqla+postgresql", "memory")
+_URL_SCHEMES_BROKER = ("redis", "rediss", "amqp", "pyamqp", "sqla+sqlite", "sqla+postgresql", "filesystem", "memory")
 
 
 def data_dir() -> Path:
@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     mqtt_client_id: str = "greengrader-bridge"
     mqtt_shared_group: str | None = None
     mqtt_keepalive_s: int = Field(default=30, ge=5)
+    mqtt_receipt_topic: str = "receipts"
+    mqtt_workers_topic: str = "workers/register"
+    mqtt_session_expiry_s: int = Field(default=7 * 24 * 3600, ge=60)
+    mqtt_receive_maximum: int = Field(default=200, ge=1, le=65535)
+    bridge_batch_size: int = Field(default=50, ge=1, le=1000)
+    quarantine_keep_bytes: int = Field(default=1024 * 1024, ge=0)
 
     # Payload validation
     max_payload_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
@@ -104,6 +110,57 @@ class Settings(BaseSettings):
     grade_cpus: float = Field(default=1.0, gt=0)
     grade_pids_limit: int = Field(default=256, ge=16)
     grade_disk_mb: int = Field(default=1024, ge=16)
+    grade_fsize_mb: int = Field(default=256, ge=1)
+    grade_nofile: int = Field(default=1024, ge=64)
+    grade_strict: bool = False
+    grade_stdout_bytes: int = Field(default=1 << 20, ge=1024)
+    grade_results_bytes: int = Field(default=1 << 20, ge=1024)
+    grade_disk_poll_s: float = Field(default=1.0, gt=0)
+    docker_runtime: str | None = None
+    build_ca_bundle: Path | None = Path("/etc/ssl/certs/ca-certificates.crt")
+    image_prefix: str = "greengrader/assignment"
+
+    # Worker registry
+    worker_heartbeat_s: float = Field(default=20.0, ge=5, le=300)
+
+    # Health checks (`greengrader health`, Nagios thresholds; 0 disables an age threshold)
+    health_timeout_s: float = Field(default=5.0, gt=0)
+    health_heartbeat_max_age_s: float = Field(default=90.0, gt=0)
+    health_min_workers_per_region: int = Field(default=1, ge=0)
+    health_message_age_warn_s: float = Field(default=0.0, ge=0)
+    health_message_age_crit_s: float = Field(default=0.0, ge=0)
+    health_unscheduled_warn_s: float = Field(default=300.0, ge=0)
+    health_unscheduled_crit_s: float = Field(default=1800.0, ge=0)
+    health_backlog_warn: int = Field(default=1000, ge=0)
+    health_backlog_crit: int = Field(default=10000, ge=0)
+    health_check_mqtt: bool = True
+    health_check_docker: bool = True
+
+    # Metrics exporter (`greengrader metrics serve`)
+    metrics_addr: str = "127.0.0.1"
+    metrics_port: int = Field(default=9108, ge=1, le=65535)
+    metrics_username: str | None = None
+    metrics_password: SecretStr | None = None
+    metrics_password_file: Path | None = None
+    baseline_region: str | None = None
+
+    # Kubernetes executor
+    k8s_namespace: str = "greengrader"
+    k8s_context: str | None = None
+    k8s_region_label: str = "topology.kubernetes.io/region"
+    k8s_tolerations: list[dict[str, str]] = Field(
+        default_factory=lambda: [
+            {"key": "greengrader.io/grading", "operator": "Exists", "effect": "NoSchedule"}
+        ]
+    )
+    k8s_image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    k8s_ttl_s: int = Field(default=300, ge=0)
+    k8s_start_grace_s: int = Field(default=120, ge=0)
+    k8s_watch_timeout_s: int = Field(default=60, ge=1)
+    k8s_runtime_class: str | None = None
+    k8s_max_secret_bytes: int = Field(default=900 * 1024, ge=1024, le=1024 * 1024)
+    k8s_output_limit_bytes: int = Field(default=256 * 1024, ge=1024)
+    k8s_results_limit_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
 
     @field_validator("database_url")
     @classmethod
@@ -130,7 +187,14 @@ class Settings(BaseSettings):
 
     @property
     def effective_broker_url(self) -> str:
-        return self.broker_url or f"sqla+sqlite:///{self.home / 'broker.db'}"
+        # kombu's filesystem transport: no server, and unlike the SQLAlchemy transport it
+        # implements fanout, so `celery inspect ping`, remote control and Flower work.
+        return self.broker_url or "filesystem://"
+
+    @property
+    def broker_dir(self) -> Path:
+        """Where the embedded (filesystem) broker keeps its messages."""
+        return self.home / "broker"
 
     def mqtt_secret(self) -> str | None:
         """The MQTT password from the variable or the password file (never logged)."""

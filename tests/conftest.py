@@ -7,6 +7,7 @@ own Postgres database, cloned from a migrated template.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import uuid
@@ -23,7 +24,10 @@ from greengrader.settings import Settings, get_settings
 REPO = Path(__file__).resolve().parent.parent
 PG_HOST = os.environ.get("GREENGRADER_TEST_PG_HOST", "127.0.0.1")
 PG_ADMIN_URL = f"postgresql+psycopg2://postgres@{PG_HOST}:5432/postgres"
-REDIS_URL = os.environ.get("GREENGRADER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+# One Redis database per test process (1..15), so parallel test runs never flush each other.
+REDIS_URL = os.environ.get(
+    "GREENGRADER_TEST_REDIS_URL", f"redis://127.0.0.1:6379/{os.getpid() % 15 + 1}"
+)
 MQTT_HOST, MQTT_PORT = "127.0.0.1", 1883
 
 HOW_TO_START = {
@@ -208,3 +212,61 @@ def context(env_settings: Settings, database: Database) -> Iterator[Context]:
     set_current_context(ctx)
     yield ctx
     set_current_context(None)
+
+
+# --- Subprocesses -------------------------------------------------------------------
+
+class Processes:
+    """Starts long-running commands (workers, beat, bridge) and always stops them."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.procs: list[Any] = []
+
+    def start(
+        self, *argv: str, env: dict[str, str] | None = None, name: str = "proc", inherit: bool = True
+    ) -> Any:
+        """Start ``argv``; ``inherit=False`` drops every inherited GREENGRADER_* variable."""
+        import subprocess
+
+        base = dict(os.environ) if inherit else clean_environ()
+        log = (self.log_dir / f"{name}-{len(self.procs)}.log").open("wb")
+        proc = subprocess.Popen(
+            list(argv), env={**base, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        proc.log_path = log.name  # type: ignore[attr-defined]
+        self.procs.append(proc)
+        return proc
+
+    def stop_all(self) -> None:
+        import signal
+        import subprocess
+
+        for proc in self.procs:
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                    proc.wait(timeout=10)
+                except (ProcessLookupError, subprocess.TimeoutExpired):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(timeout=10)
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Processes]:
+    procs = Processes(tmp_path)
+    yield procs
+    procs.stop_all()
+
+
+def clean_environ() -> dict[str, str]:
+    """The environment without any GREENGRADER_* variable (the embedded default)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("GREENGRADER_")}
+
+
+def celery_argv(*args: str) -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "celery", "-A", "greengrader", *args]

@@ -13,7 +13,8 @@ def test_embedded_default_uses_sqlite_in_home(tmp_path: Path) -> None:
     s = load_settings(home=tmp_path)
     assert s.embedded
     assert s.effective_database_url == f"sqlite:///{tmp_path / 'greengrader.db'}"
-    assert s.effective_broker_url.startswith("sqla+sqlite:///")
+    assert s.effective_broker_url == "filesystem://"
+    assert s.broker_dir == tmp_path / "broker"
 
 
 def test_bad_url_names_the_variable() -> None:
