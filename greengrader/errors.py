@@ -57,6 +57,14 @@ class ProviderError(CarbonDataError):
     """An HTTP carbon provider failed (auth, rate limit, timeout, bad response)."""
 
 
+class ProviderAuthError(ProviderError):
+    """An HTTP carbon provider rejected our credentials (401/403) or none are configured."""
+
+
+class ProviderRateLimited(ProviderError):
+    """An HTTP carbon provider kept answering 429 after our retries."""
+
+
 class SchedulingError(GreengraderError):
     """No placement could be made (no viable candidate region)."""
 
@@ -71,3 +79,7 @@ class ImageBuildError(ExecutorError):
     def __init__(self, message: str, log: str = "") -> None:
         super().__init__(message)
         self.log = log
+
+
+class InvalidWorkerFacts(PayloadRejected):
+    """A worker registration (Celery start-up or MQTT ``workers/register``) is unusable."""
