@@ -1,3 +1,99 @@
-"""Worker registry hooks: register at ``worker_ready``, heartbeat while alive."""
+"""Worker registry hooks: register at ``worker_ready``, heartbeat while alive.
+
+The registration and the heartbeats run in one daemon thread rather than in Celery's
+``heartbeat_sent`` signal: with ``--pool solo`` a long grade blocks the consumer loop (and
+with it event heartbeats) for minutes, and collecting CPU facts takes about a second that
+the consumer should not wait for. The thread re-registers whenever its row has gone (a
+pruned registry, a database restored from backup) and survives database outages.
+"""
 
 from __future__ import annotations
+
+import logging
+import socket
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from celery.signals import worker_ready, worker_shutdown
+
+from greengrader.context import Context, current_context
+from greengrader.errors import UnknownRegion
+from greengrader.workers import collect_facts, heartbeat, register_worker
+
+log = logging.getLogger(__name__)
+
+_heart: WorkerHeart | None = None
+
+
+def region_for_queues(ctx: Context, queues: Iterable[str]) -> str | None:
+    """The region served by the first region queue among ``queues`` (None if none)."""
+    regions = []
+    for queue in queues:
+        try:
+            regions.append(ctx.regions.by_queue(queue).name)
+        except UnknownRegion:
+            continue
+    if len(set(regions)) > 1:
+        log.warning("worker consumes several region queues %s; registering as %s", regions, regions[0])
+    return regions[0] if regions else None
+
+
+def consumed_queues(consumer: Any) -> list[str]:
+    """Queue names the worker consumes (``-Q``), from the consumer or the app's selection."""
+    task_consumer = getattr(consumer, "task_consumer", None)
+    queues = getattr(task_consumer, "queues", None)
+    if queues:
+        return [q.name for q in queues]
+    return list(consumer.app.amqp.queues.consume_from)
+
+
+class WorkerHeart(threading.Thread):
+    """Registers this worker once, then refreshes its heartbeat every ``interval`` seconds."""
+
+    def __init__(self, ctx: Context, hostname: str, region: str | None, interval: float) -> None:
+        super().__init__(name="greengrader-heartbeat", daemon=True)
+        self.ctx = ctx
+        self.hostname = hostname
+        self.region = region
+        self.interval = interval
+        self.stopped = threading.Event()
+        self.registered = threading.Event()
+
+    def register(self) -> None:
+        facts = collect_facts(self.hostname)
+        register_worker(self.ctx, facts, region=self.region, source="celery")
+        self.registered.set()
+
+    def beat(self) -> None:
+        try:
+            if not self.registered.is_set() or not heartbeat(self.ctx, self.hostname):
+                self.register()
+        except Exception:  # the database may be down or the facts unreadable: try later
+            self.registered.clear()
+            log.warning("worker registry update failed for %s; will retry", self.hostname, exc_info=True)
+
+    def run(self) -> None:
+        self.beat()
+        while not self.stopped.wait(self.interval):
+            self.beat()
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+
+@worker_ready.connect
+def _register_on_ready(sender: Any = None, **_kwargs: Any) -> None:
+    global _heart
+    ctx = current_context()
+    hostname = str(getattr(sender, "hostname", "") or "") or None
+    queues = consumed_queues(sender) if sender is not None else []
+    region = region_for_queues(ctx, queues)
+    _heart = WorkerHeart(ctx, hostname or socket.gethostname(), region, ctx.settings.worker_heartbeat_s)
+    _heart.start()
+
+
+@worker_shutdown.connect
+def _stop_heart(**_kwargs: Any) -> None:
+    if _heart is not None:
+        _heart.stop()
