@@ -83,3 +83,11 @@ class ImageBuildError(ExecutorError):
 
 class InvalidWorkerFacts(PayloadRejected):
     """A worker registration (Celery start-up or MQTT ``workers/register``) is unusable."""
+
+
+class SimulationError(GreengraderError):
+    """A simulation cannot run (no overlap between the trace and the carbon data, bad input)."""
+
+
+class TraceError(SimulationError):
+    """A submission trace (CSV, database, arrival model) is missing or malformed."""
