@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 import numpy as np
 import numpy.typing as npt
 
-from greengrader.carbon.base import IntensitySeries
-from greengrader.carbon.formats import RawSeries
+from greengrader.carbon.base import IntensitySeries, Signal
+from greengrader.carbon.formats import RawSeries, parse_time
 from greengrader.errors import CarbonDataError
 
 
@@ -139,4 +139,21 @@ def merge(raws: list[RawSeries]) -> RawSeries:
         values=np.concatenate([r.values for r in raws]),
         signal=first.signal, source=first.source, fmt=first.fmt, step_hint_s=first.step_hint_s,
         notes=[n for r in raws for n in r.notes],
+    )
+
+
+def from_points(
+    zone: str, times: list[str] | list[int], values: list[float], *, signal: Signal, source: str,
+    step_s: int | None = None, forecast: bool = False, scale: float = 1.0,
+) -> IntensitySeries:
+    """A series from API points (ISO strings or epoch seconds), kept at their native step."""
+    if not times:
+        raise CarbonDataError(f"{source}: no data points for {zone}")
+    ts = np.array([t if isinstance(t, int) else parse_time(t) for t in times], dtype=np.int64)
+    raw = RawSeries(zone, ts, np.asarray(values, dtype=np.float64) * scale, signal, source, "watttime-wide", step_s)
+    native = step_s or (int(np.median(np.diff(np.sort(ts)))) if ts.size > 1 else 3600)
+    series, _ = regularize(raw, native)
+    return IntensitySeries(
+        zone=zone, start=series.start, step_s=series.step_s, values=series.values, signal=signal,
+        source=source, forecast=forecast, notes=series.notes,
     )
