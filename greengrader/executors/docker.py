@@ -1,0 +1,417 @@
+"""Run one autograder job in a hardened, throw-away Docker container (docker SDK).
+
+Gradescope semantics: ``/autograder/run_autograder`` runs as root with a writable
+``/autograder``. Isolation comes from the container, not from the user: no network, all
+capabilities dropped except the few a root autograder needs, ``no-new-privileges``, pids,
+memory (= memory + swap), CPU, file-size and open-file limits, a disk budget enforced by
+polling the container's writable layer, and a wall clock enforced by killing the container
+(``wait(timeout=)`` is only an HTTP read timeout). Strict mode (per assignment) adds a
+read-only root, a tmpfs ``/tmp`` and a non-root user; then ``/autograder`` is a per-job
+volume, because ``put_archive`` cannot write to a read-only root.
+
+Every container carries the labels ``greengrader.job`` and ``greengrader.worker`` and is
+removed in ``finally``; :meth:`DockerExecutor.janitor` removes leftovers after a crash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import socket
+import tarfile
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import docker
+import requests
+from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from docker.types import LogConfig, Ulimit
+
+from greengrader.errors import ExecutorError
+from greengrader.executors.base import ExecutionResult, Job, Limits, Outcome
+from greengrader.settings import Settings, get_settings
+
+LABEL_JOB = "greengrader.job"
+LABEL_WORKER = "greengrader.worker"
+NOBODY = 65534
+# A root autograder copies files, chowns them to a student user and drops to it
+# (`su`/`runuser`), and kills what it started; nothing else is added back. With
+# no-new-privileges no setuid binary can regain what was dropped.
+ROOT_CAPS = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID", "KILL"]
+KILL_GRACE_S = 2.0  # the in-container `timeout -s KILL` fires first; the host kill is a backstop
+STALE_AFTER_S = 2400 + 600  # a container older than the longest possible job is a leftover
+STATS_DIR = "/autograder/.greengrader"
+
+# PID 1 is docker-init; the shell runs the autograder under `timeout -s KILL` and then
+# records the exit code and the container's cgroup CPU time and memory peak (v1 or v2).
+WRAPPER = r"""
+cd /autograder
+timeout -s KILL "$1" /autograder/run_autograder
+rc=$?
+g=/sys/fs/cgroup
+{
+  echo "rc=$rc"
+  [ -r $g/cpuacct/cpuacct.usage ] && echo "cpu_ns=$(cat $g/cpuacct/cpuacct.usage)"
+  [ -r $g/memory/memory.max_usage_in_bytes ] && echo "mem_peak=$(cat $g/memory/memory.max_usage_in_bytes)"
+  [ -r $g/cpu.stat ] && sed -n 's/^usage_usec /cpu_us=/p' $g/cpu.stat
+  [ -r $g/memory.peak ] && echo "mem_peak=$(cat $g/memory.peak)"
+} > """ + STATS_DIR + r"""/stats 2>/dev/null
+exit $rc
+"""
+
+
+class DockerExecutor:
+    """The default executor; one instance per worker process (the client is created lazily)."""
+
+    name = "docker"
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        client: docker.DockerClient | None = None,
+        worker: str | None = None,
+    ) -> None:
+        self.settings = settings or get_settings()
+        self._client = client
+        self.worker = worker or socket.gethostname()
+
+    @property
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            try:
+                self._client = docker.from_env(timeout=60)
+            except DockerException as exc:
+                raise ExecutorError(f"cannot reach the Docker daemon: {exc}") from exc
+        return self._client
+
+    # --- the job -------------------------------------------------------------------------
+
+    def run(self, job: Job) -> ExecutionResult:
+        volume = None
+        container = None
+        try:
+            if job.limits.strict:
+                volume = self.client.volumes.create(
+                    f"gg-{job.job_id}-{uuid.uuid4().hex[:8]}", labels=self._labels(job)
+                )
+            container = self._create(job, volume.name if volume else None)
+            uid = NOBODY if job.limits.strict else 0
+            dest = "/autograder" if job.limits.strict else "/"
+            prefix = "" if job.limits.strict else "autograder/"
+            if not container.put_archive(dest, job_tar(job.files, uid=uid, prefix=prefix)):
+                raise ExecutorError("could not copy the submission into the container")
+            return self._execute(container, job)
+        except ImageNotFound as exc:
+            raise ExecutorError(f"image {job.image} is not on this Docker host") from exc
+        except (APIError, requests.RequestException, DockerException) as exc:
+            raise ExecutorError(f"Docker failed while grading job {job.job_id}: {exc}") from exc
+        finally:
+            self._remove(container, volume)
+
+    def _labels(self, job: Job) -> dict[str, str]:
+        return {LABEL_JOB: job.job_id, LABEL_WORKER: self.worker}
+
+    def _create(self, job: Job, volume: str | None) -> Any:
+        limits = job.limits
+        memory = f"{limits.memory_mb}m"
+        options: dict[str, Any] = {
+            "command": ["/bin/sh", "-c", WRAPPER, "greengrader-run", str(int(limits.timeout_s))],
+            "labels": self._labels(job),
+            "detach": True,
+            "init": True,
+            "network_mode": "none",
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges:true"],
+            "pids_limit": limits.pids,
+            "mem_limit": memory,
+            "memswap_limit": memory,
+            "nano_cpus": int(limits.cpus * 1e9),
+            "oom_score_adj": 500,
+            "ulimits": [
+                Ulimit(name="fsize", soft=limits.fsize_mb << 20, hard=limits.fsize_mb << 20),
+                Ulimit(name="nofile", soft=limits.nofile, hard=limits.nofile),
+                Ulimit(name="core", soft=0, hard=0),
+            ],
+            "log_config": LogConfig(
+                type="json-file", config={"max-size": str(2 * limits.stdout_bytes), "max-file": "1"}
+            ),
+            "working_dir": "/autograder",
+            "hostname": "autograder",
+        }
+        if self.settings.docker_runtime:
+            options["runtime"] = self.settings.docker_runtime
+        if limits.strict:
+            options |= {
+                "read_only": True,
+                "user": f"{NOBODY}:{NOBODY}",
+                "tmpfs": {"/tmp": f"size={limits.disk_mb}m,mode=1777,nosuid,nodev"},  # noqa: S108
+                "volumes": {volume: {"bind": "/autograder", "mode": "rw"}},
+            }
+        else:
+            options["cap_add"] = ROOT_CAPS
+        return self.client.containers.create(job.image, **options)
+
+    def _execute(self, container: Any, job: Job) -> ExecutionResult:
+        limits = job.limits
+        started_at = datetime.now(UTC)
+        container.start()
+        t0 = time.monotonic()
+        stopped = self._wait(container, limits, t0)
+        host_runtime = time.monotonic() - t0
+        finished_at = datetime.now(UTC)
+        state = self.client.api.inspect_container(container.id)["State"]
+        stdout, out_cut = read_capped(container.logs(stdout=True, stderr=False, stream=True), limits.stdout_bytes)
+        stderr, err_cut = read_capped(container.logs(stdout=False, stderr=True, stream=True), limits.stdout_bytes)
+        stats = parse_stats(fetch_file(container, f"{STATS_DIR}/stats", 4096)[0])
+        raw, problem = fetch_file(container, "/autograder/results/results.json", limits.results_bytes)
+        runtime = container_runtime(state) or host_runtime
+        result = ExecutionResult(
+            outcome="graded",
+            message="",
+            stdout=stdout,
+            stderr=stderr,
+            output_truncated=out_cut or err_cut,
+            exit_code=state.get("ExitCode"),
+            runtime_s=runtime,
+            cpu_s=stats.get("cpu_s"),
+            memory_peak_bytes=stats.get("mem_peak"),
+            started_at=started_at,
+            finished_at=finished_at,
+            details={"oom_killed": bool(state.get("OOMKilled")), "stopped": stopped},
+        )
+        result.outcome, result.message, result.results = classify(
+            limits, stopped, bool(state.get("OOMKilled")), state.get("ExitCode"), runtime, raw, problem
+        )
+        if result.output_truncated:
+            result.message += f" Output was cut at {limits.stdout_bytes} bytes."
+        return result
+
+    def _wait(self, container: Any, limits: Limits, t0: float) -> str | None:
+        """Wait for exit; kill on the wall clock or the disk budget. Returns why we stopped it."""
+        deadline = t0 + limits.timeout_s + KILL_GRACE_S
+        poll = self.settings.grade_disk_poll_s
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self._kill(container)
+                return "timeout"
+            try:
+                container.wait(timeout=max(0.05, min(remaining, poll)))
+                return None
+            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+                pass  # the HTTP read timed out; the container is still running
+            if not limits.strict and self._disk_used(container) > limits.disk_mb << 20:
+                self._kill(container)
+                return "disk"
+
+    def _disk_used(self, container: Any) -> int:
+        # The writable layer's size (SizeRw); the SDK's inspect has no `size` parameter.
+        api = self.client.api
+        try:
+            info = api._result(api._get(api._url("/containers/{0}/json", container.id), params={"size": 1}), True)
+        except (APIError, requests.RequestException):
+            return 0
+        return int(info.get("SizeRw") or 0)
+
+    def _kill(self, container: Any) -> None:
+        with contextlib.suppress(NotFound, APIError):  # it may have exited meanwhile
+            container.kill()
+        with contextlib.suppress(requests.RequestException, NotFound):
+            container.wait(timeout=30)
+
+    def _remove(self, container: Any, volume: Any) -> None:
+        for thing in (container, volume):
+            if thing is None:
+                continue
+            try:
+                thing.remove(force=True)
+            except NotFound:
+                pass
+            except (APIError, requests.RequestException):
+                pass  # the janitor removes it later by label
+
+    # --- leftovers -----------------------------------------------------------------------
+
+    def janitor(self, everything: bool = False) -> int:
+        """Remove this worker's leftover containers and volumes (after a crash), any
+        worker's that are older than the longest possible job, or all with ``everything``."""
+        removed = 0
+        now = time.time()
+        for container in self.client.containers.list(all=True, filters={"label": LABEL_JOB}):
+            mine = container.labels.get(LABEL_WORKER) == self.worker
+            created = _parse_time(container.attrs.get("Created", ""))
+            if everything or mine or (created is not None and now - created > STALE_AFTER_S):
+                try:
+                    container.remove(force=True)
+                    removed += 1
+                except NotFound:
+                    pass
+        for volume in self.client.volumes.list(filters={"label": LABEL_JOB}):
+            try:
+                volume.remove(force=True)
+                removed += 1
+            except (NotFound, APIError):
+                pass  # still in use by a running job of another worker
+        return removed
+
+    def leftovers(self) -> list[str]:
+        """Names of containers carrying our job label (for tests and health)."""
+        return [c.name for c in self.client.containers.list(all=True, filters={"label": LABEL_JOB})]
+
+
+# --- helpers (pure where possible) ----------------------------------------------------------
+
+
+def job_tar(files: Mapping[str, bytes], *, uid: int = 0, prefix: str = "") -> bytes:
+    """An in-memory tar of the job's files plus the writable ``results/`` and stats dirs."""
+    buf = io.BytesIO()
+    dirs = {"submission", "results", ".greengrader"}
+    for path in files:
+        parts = path.split("/")[:-1]
+        dirs.update("/".join(parts[: i + 1]) for i in range(len(parts)))
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name in sorted(dirs):
+            info = tarfile.TarInfo(prefix + name)
+            info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, 0o755, uid, uid
+            info.mtime = int(time.time())
+            tar.addfile(info)
+        for name, data in sorted(files.items()):
+            info = tarfile.TarInfo(prefix + name)
+            info.size, info.mode, info.uid, info.gid = len(data), 0o644, uid, uid
+            info.mtime = int(time.time())
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def read_capped(chunks: Iterable[bytes], cap: int) -> tuple[str, bool]:
+    """Read a stream up to ``cap`` bytes; returns the text and whether it was cut."""
+    out = bytearray()
+    truncated = False
+    iterator: Iterator[bytes] = iter(chunks)
+    for chunk in iterator:
+        take = cap - len(out)
+        out += chunk[:take]
+        if len(chunk) > take:
+            truncated = True
+            break
+    close = getattr(iterator, "close", None)
+    if close is not None:
+        close()
+    return out.decode("utf-8", errors="replace"), truncated
+
+
+def fetch_file(container: Any, path: str, cap: int) -> tuple[bytes | None, str | None]:
+    """One regular file from a stopped container, at most ``cap`` bytes, never touching the
+    host filesystem. Returns (data, None) or (None, reason)."""
+    try:
+        stream, stat = container.get_archive(path)
+    except NotFound:
+        return None, "missing"
+    if stat.get("linkTarget") or not _is_regular(int(stat.get("mode", 0))):
+        return None, "not a regular file"
+    if int(stat.get("size", 0)) > cap:
+        return None, f"too large ({int(stat['size'])} bytes, limit {cap})"
+    buf = bytearray()
+    for chunk in stream:
+        buf += chunk
+        if len(buf) > cap + 64 * 1024:  # tar headers and padding
+            return None, f"too large (limit {cap})"
+    with tarfile.open(fileobj=io.BytesIO(bytes(buf)), mode="r:") as tar:
+        member = tar.next()
+        if member is None or not member.isreg() or member.size > cap:
+            return None, "not a regular file"
+        handle = tar.extractfile(member)
+        return (handle.read(cap + 1) if handle else None), None
+
+
+def _is_regular(mode: int) -> bool:
+    # Docker reports Go's os.FileMode: the high bits mark dirs, symlinks, devices, pipes...
+    return mode & 0xFFF00000 == 0
+
+
+def parse_stats(data: bytes | None) -> dict[str, Any]:
+    stats: dict[str, Any] = {}
+    for line in (data or b"").decode("ascii", errors="replace").splitlines():
+        key, _, value = line.partition("=")
+        if not value.strip().isdigit():
+            continue
+        number = int(value.strip())
+        if key == "cpu_ns":
+            stats["cpu_s"] = number / 1e9
+        elif key == "cpu_us":
+            stats["cpu_s"] = number / 1e6
+        elif key in ("mem_peak", "rc"):
+            stats[key] = number
+    return stats
+
+
+def container_runtime(state: Mapping[str, Any]) -> float | None:
+    start, end = _parse_time(state.get("StartedAt", "")), _parse_time(state.get("FinishedAt", ""))
+    if start is None or end is None or end < start:
+        return None
+    return end - start
+
+
+def _parse_time(value: str) -> float | None:
+    """Docker's RFC 3339 timestamps carry nanoseconds, which ``fromisoformat`` rejects."""
+    if not value or value.startswith("0001-"):
+        return None
+    head, _, frac = value.rstrip("Z").partition(".")
+    try:
+        base = datetime.fromisoformat(head).replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return None
+    digits = "".join(ch for ch in frac if ch.isdigit())
+    return base + (float("0." + digits) if digits else 0.0)
+
+
+def classify(
+    limits: Limits,
+    stopped: str | None,
+    oom_killed: bool,
+    exit_code: int | None,
+    runtime_s: float,
+    raw: bytes | None,
+    problem: str | None,
+) -> tuple[Outcome, str, dict[str, Any] | None]:
+    """Outcome and TA-readable message from what the container left behind."""
+    if stopped == "disk":
+        return "failed", f"The autograder wrote more than {limits.disk_mb} MB to disk and was stopped.", None
+    timed_out = stopped == "timeout" or (
+        exit_code in (124, 137) and not oom_killed and runtime_s >= limits.timeout_s - 0.5
+    )
+    if timed_out:
+        return "timeout", f"The autograder did not finish within {limits.timeout_s:g} s and was stopped.", None
+    results, why = decode_results(raw, problem)
+    if results is None:
+        if oom_killed:
+            return "oom", f"The autograder ran out of memory (limit {limits.memory_mb} MB) and was killed.", None
+        return "failed", f"{why} (autograder exit code {exit_code}).", None
+    notes = []
+    if oom_killed:
+        notes.append(f"a process ran out of memory (limit {limits.memory_mb} MB) and was killed")
+    if exit_code:
+        notes.append(f"run_autograder exited with code {exit_code}")
+    message = "Graded." + (" Note: " + "; ".join(notes) + "." if notes else "")
+    return "graded", message, results
+
+
+def decode_results(raw: bytes | None, problem: str | None) -> tuple[dict[str, Any] | None, str]:
+    if raw is None:
+        if problem == "missing":
+            return None, "The autograder did not write /autograder/results/results.json"
+        return None, f"/autograder/results/results.json is {problem}"
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return None, (
+            "results.json is not valid JSON — often the autograder printed into it "
+            f"({str(exc)[:120]}; starts with {raw[:60]!r})"
+        )
+    if not isinstance(data, dict):
+        return None, "results.json is not a JSON object"
+    return data, ""
