@@ -16,6 +16,7 @@ from greengrader.errors import GreengraderError
 
 COMMAND_MODULES: tuple[str, ...] = (
     "greengrader.cli.db",
+    "greengrader.cli.ops",
 )
 
 
