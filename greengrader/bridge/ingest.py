@@ -1,0 +1,101 @@
+"""The one ingestion code path, shared by the MQTT bridge and the CLI.
+
+bytes → :func:`prepare` (validate, pseudonymise; pure) → :class:`Store` (one transaction) →
+commit → :func:`enqueue_schedule`. The submission row itself is the outbox: if the Celery
+broker is down, or the process dies between commit and enqueue, the row stays ``received``
+and the beat sweep enqueues it later. Nothing here logs student data: log lines carry the
+Gradescope submission id, a sha256 prefix and the rejection reason only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from greengrader.bridge.payload import Limits, parse_payload, sha256_hex
+from greengrader.bridge.privacy import (
+    pseudonymise_metadata,
+    pseudonymise_payload,
+    pseudonymise_users,
+)
+from greengrader.bridge.store import Accepted, IngestOutcome, Prepared, Rejected, Store
+from greengrader.errors import PayloadRejected
+from greengrader.metrics import PAYLOADS
+from greengrader.settings import Settings
+
+if TYPE_CHECKING:
+    from greengrader.context import Context
+
+log = logging.getLogger(__name__)
+
+SCHEDULE_TASK = "greengrader.schedule"
+
+
+def prepare(settings: Settings, data: bytes, topic: str | None = None) -> Prepared:
+    """Validate and pseudonymise one payload; never raises for bad input."""
+    try:
+        parsed = parse_payload(data, Limits.from_settings(settings))
+    except PayloadRejected as exc:
+        return Rejected(exc.reason, exc.detail, data, sha256_hex(data), topic)
+    except Exception as exc:  # a parser bug must quarantine the payload, not kill the bridge
+        log.exception("payload parser failed on sha256 %s", sha256_hex(data)[:12])
+        return Rejected("internal_error", type(exc).__name__, data, sha256_hex(data), topic)
+    if not settings.pseudonymise:
+        return Accepted(parsed, data, parsed.metadata, parsed.users, topic)
+    key = settings.pseudonym_key.get_secret_value().encode()
+    metadata = pseudonymise_metadata(parsed.metadata, key)
+    stored = pseudonymise_payload(data, parsed.metadata_path, metadata)
+    return Accepted(parsed, stored, metadata, pseudonymise_users(parsed.users, key), topic)
+
+
+def store_prepared(ctx: Context, items: Sequence[Prepared], store: Store | None = None) -> list[IngestOutcome]:
+    """Store ``items`` in one transaction (database errors propagate; nothing is committed)."""
+    store = store or make_store(ctx)
+    outcomes = store.store(items, ctx.now())
+    for outcome in outcomes:
+        PAYLOADS.labels(outcome=outcome.status).inc()
+        log_outcome(outcome)
+    return outcomes
+
+
+def make_store(ctx: Context) -> Store:
+    return Store(ctx.db, quarantine_keep_bytes=ctx.settings.quarantine_keep_bytes)
+
+
+def ingest_bytes(ctx: Context, data: bytes, topic: str | None = None, *, store: Store | None = None) -> IngestOutcome:
+    """Validate, store and enqueue one payload (the CLI path; the bridge batches)."""
+    outcome = store_prepared(ctx, [prepare(ctx.settings, data, topic)], store)[0]
+    if outcome.status == "received" and outcome.submission_id is not None:
+        enqueue_schedule(ctx, outcome.submission_id)
+    return outcome
+
+
+def enqueue_schedule(ctx: Context, submission_id: int) -> bool:
+    """Fast path to ``schedule`` after commit; False (logged) if the broker is unreachable.
+
+    No retries here: a stale ``received`` row is re-enqueued by the sweep, so blocking the
+    caller on a dead broker would only delay acknowledgements.
+    """
+    try:
+        ctx.celery.send_task(SCHEDULE_TASK, args=[submission_id], retry=False)
+    except Exception as exc:  # kombu raises many transport-specific types
+        log.warning(
+            "could not enqueue schedule for submission %s (%s); the sweep will retry",
+            submission_id, type(exc).__name__,
+        )
+        return False
+    return True
+
+
+def log_outcome(outcome: IngestOutcome) -> None:
+    if outcome.status == "quarantined":
+        log.warning(
+            "quarantined payload sha256 %s: %s (quarantine %s)",
+            outcome.sha256[:12], outcome.reason, outcome.quarantine_id,
+        )
+    else:
+        log.info(
+            "%s submission %s (gradescope %s, sha256 %s)",
+            outcome.status, outcome.submission_id, outcome.gradescope_id, outcome.sha256[:12],
+        )

@@ -1,0 +1,268 @@
+"""Write prepared payloads to the database: one transaction per batch, deduplicated.
+
+A submission is identified by (Gradescope submission id, sha256 of the bytes received). The
+same pair arriving again (an MQTT redelivery, a hook retry, a re-run backfill) is reported
+as ``duplicate`` and not stored again; the same id with new bytes (a resubmission or a
+re-run on Gradescope) is a new row. On Postgres the insert is ``INSERT ... ON CONFLICT DO
+NOTHING`` so several bridges sharing a subscription never race; on SQLite (one writer) a
+check-then-insert in a savepoint does the same.
+
+A new autograder source hash creates a new assignment version row beside the old ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from greengrader.bridge.payload import ParsedPayload
+from greengrader.db import Database
+from greengrader.models import (
+    Assignment,
+    Course,
+    Quarantine,
+    Status,
+    StatusEvent,
+    Submission,
+    SubmissionPayload,
+)
+
+OutcomeStatus = Literal["received", "duplicate", "quarantined"]
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A valid payload ready to store (``data`` and ``metadata`` already pseudonymised)."""
+
+    parsed: ParsedPayload
+    data: bytes
+    metadata: dict[str, Any]
+    users: list[dict[str, Any]]
+    topic: str | None
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A payload that failed validation, kept in quarantine with its reason."""
+
+    reason: str
+    detail: str
+    data: bytes
+    sha256: str
+    topic: str | None
+    gradescope_id: int | None = None
+
+
+Prepared = Accepted | Rejected
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    status: OutcomeStatus
+    sha256: str
+    topic: str | None
+    submission_id: int | None = None
+    gradescope_id: int | None = None
+    quarantine_id: int | None = None
+    reason: str | None = None
+
+    def receipt(self) -> dict[str, Any]:
+        """The JSON body published on the receipt topic (no student data)."""
+        return {"submission_id": self.submission_id, "status": self.status, "reason": self.reason}
+
+
+class Store:
+    """Stores prepared payloads; caches course and assignment ids seen in committed work."""
+
+    def __init__(self, db: Database, quarantine_keep_bytes: int = 1024 * 1024) -> None:
+        self.db = db
+        self.quarantine_keep_bytes = quarantine_keep_bytes
+        self._courses: dict[int, int] = {}
+        self._assignments: dict[tuple[int, str], int] = {}
+
+    def store(self, items: Sequence[Prepared], now: datetime) -> list[IngestOutcome]:
+        """Store ``items`` in one transaction; returns one outcome per item, in order.
+
+        A database error propagates (and nothing is committed), so the caller acknowledges
+        nothing and retries or lets the broker redeliver.
+        """
+        pending_courses: dict[int, int] = {}
+        pending_assignments: dict[tuple[int, str], int] = {}
+        with self.db.transaction() as session:
+            writer = _Writer(session, self, pending_courses, pending_assignments, now)
+            outcomes = [writer.write(item) for item in items]
+        # Only committed rows may be cached: a rolled-back insert leaves no row behind.
+        self._courses.update(pending_courses)
+        self._assignments.update(pending_assignments)
+        return outcomes
+
+
+class _Writer:
+    def __init__(
+        self,
+        session: Session,
+        store: Store,
+        courses: dict[int, int],
+        assignments: dict[tuple[int, str], int],
+        now: datetime,
+    ) -> None:
+        self.session = session
+        self.store = store
+        self.courses = courses
+        self.assignments = assignments
+        self.now = now
+        self.postgres = not store.db.is_sqlite
+
+    def write(self, item: Prepared) -> IngestOutcome:
+        if isinstance(item, Rejected):
+            return self.quarantine(item)
+        return self.submission(item)
+
+    # --- submissions ---------------------------------------------------------------------
+
+    def submission(self, item: Accepted) -> IngestOutcome:
+        parsed = item.parsed
+        assignment_id = self.assignment_id(parsed)
+        values = {
+            "gradescope_id": parsed.gradescope_id,
+            "assignment_id": assignment_id,
+            "sha256": parsed.sha256,
+            "size": parsed.size,
+            "metadata_json": item.metadata,
+            "users": item.users,
+            "hostname": parsed.hostname,
+            "gradescope_score": parsed.score,
+            "gradescope_results": parsed.results,
+            "topic": item.topic,
+            "received_at": self.now,
+            "updated_at": self.now,
+            "status": Status.RECEIVED.value,
+        }
+        new_id = self._insert_submission(values)
+        if new_id is None:
+            existing = self.session.scalar(
+                select(Submission.id).where(
+                    Submission.gradescope_id == parsed.gradescope_id, Submission.sha256 == parsed.sha256
+                )
+            )
+            return self._outcome("duplicate", existing, item)
+        self.session.execute(insert(SubmissionPayload).values(submission_id=new_id, data=item.data))
+        self.session.execute(
+            insert(StatusEvent).values(
+                submission_id=new_id, from_status=None, to_status=Status.RECEIVED.value,
+                reason="ingested", at=self.now,
+            )
+        )
+        return self._outcome("received", new_id, item)
+
+    @staticmethod
+    def _outcome(status: OutcomeStatus, submission_id: int | None, item: Accepted) -> IngestOutcome:
+        return IngestOutcome(
+            status=status, submission_id=submission_id, sha256=item.parsed.sha256, topic=item.topic,
+            gradescope_id=item.parsed.gradescope_id,
+        )
+
+    def _insert_submission(self, values: dict[str, Any]) -> int | None:
+        if self.postgres:
+            stmt = (
+                pg_insert(Submission)
+                .values(**values)
+                .on_conflict_do_nothing(index_elements=["gradescope_id", "sha256"])
+                .returning(Submission.id)
+            )
+            return self.session.scalar(stmt)
+        exists = self.session.scalar(
+            select(Submission.id).where(
+                Submission.gradescope_id == values["gradescope_id"], Submission.sha256 == values["sha256"]
+            )
+        )
+        if exists is not None:
+            return None
+        try:
+            with self.session.begin_nested():
+                return self.session.scalar(insert(Submission).values(**values).returning(Submission.id))
+        except IntegrityError:
+            return None
+
+    # --- courses and assignment versions ---------------------------------------------------
+
+    def course_id(self, gradescope_course: int) -> int:
+        cached = self.store._courses.get(gradescope_course) or self.courses.get(gradescope_course)
+        if cached is not None:
+            return cached
+        row_id = self._upsert(
+            Course, {"gradescope_id": gradescope_course, "name": "", "created_at": self.now},
+            ["gradescope_id"], Course.gradescope_id == gradescope_course,
+        )
+        self.courses[gradescope_course] = row_id
+        return row_id
+
+    def assignment_id(self, parsed: ParsedPayload) -> int:
+        key = (parsed.assignment_id, parsed.source_hash)
+        cached = self.store._assignments.get(key) or self.assignments.get(key)
+        if cached is not None:
+            return cached
+        values = {
+            "course_id": self.course_id(parsed.course_id),
+            "gradescope_id": parsed.assignment_id,
+            "version": parsed.source_hash,
+            "title": parsed.assignment_title,
+            "total_points": parsed.total_points,
+            "build_status": "none",
+            "created_at": self.now,
+        }
+        row_id = self._upsert(
+            Assignment, values, ["gradescope_id", "version"],
+            (Assignment.gradescope_id == parsed.assignment_id) & (Assignment.version == parsed.source_hash),
+        )
+        self.assignments[key] = row_id
+        return row_id
+
+    def _upsert(self, model: Any, values: dict[str, Any], keys: list[str], where: Any) -> int:
+        """Insert unless a row with the same key exists; return the row's id either way."""
+        if self.postgres:
+            self.session.execute(pg_insert(model).values(**values).on_conflict_do_nothing(index_elements=keys))
+        elif self.session.scalar(select(model.id).where(where)) is None:
+            try:
+                with self.session.begin_nested():
+                    self.session.execute(insert(model).values(**values))
+            except IntegrityError:
+                pass
+        row_id = self.session.scalar(select(model.id).where(where))
+        assert row_id is not None
+        return int(row_id)
+
+    # --- quarantine ------------------------------------------------------------------------
+
+    def quarantine(self, item: Rejected) -> IngestOutcome:
+        keep = self.store.quarantine_keep_bytes
+        # The same hostile bytes redelivered or re-sent are one quarantine row.
+        existing = self.session.scalar(
+            select(Quarantine.id).where(Quarantine.sha256 == item.sha256, Quarantine.reason == item.reason).limit(1)
+        )
+        if existing is None:
+            existing = self.session.scalar(
+                insert(Quarantine)
+                .values(
+                    reason=item.reason,
+                    detail=item.detail[:2000],
+                    sha256=item.sha256,
+                    size=len(item.data),
+                    topic=item.topic,
+                    data=item.data[:keep],
+                    truncated=len(item.data) > keep,
+                    received_at=self.now,
+                )
+                .returning(Quarantine.id)
+            )
+        return IngestOutcome(
+            status="quarantined", sha256=item.sha256, topic=item.topic, quarantine_id=existing,
+            gradescope_id=item.gradescope_id, reason=item.reason,
+        )
