@@ -1,0 +1,436 @@
+"""Online placement: build the cost cube from the carbon forecast, the region registry and
+the regions' load, then let a policy kernel choose (one job, or a batch in one call).
+
+Costs are expected gCO2 = energy (runtime x cores x W per core x PUE) x mean forecast
+intensity over the run. A region whose queue is backed up runs the job later: its cost is
+evaluated at the start plus the expected queue wait, plus ``queue_wait_penalty`` (gCO2/kWh
+per hour of wait, times the job's energy), so a region only wins if its carbon gain
+outweighs the wait (queue awareness). With capacity awareness a region without a free
+worker slot or an untainted node is skipped and the next best taken.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from functools import cached_property
+from statistics import median
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from greengrader.carbon.base import CarbonProvider, IntensitySeries, as_utc, candidate_starts
+from greengrader.carbon.regions import Region
+from greengrader.errors import CarbonDataError, SchedulingError
+from greengrader.scheduling.policies import BoolArray, FloatArray, Policy
+
+J_PER_KWH = 3.6e6
+
+
+@dataclass(frozen=True)
+class RegionLoad:
+    """Jobs a region currently holds (from the database)."""
+
+    queued: int = 0
+    running: int = 0
+
+    @property
+    def backlog(self) -> int:
+        return self.queued + self.running
+
+
+@dataclass(frozen=True)
+class PlacementRequest:
+    """What one job needs: when it may start, how long it runs, how long it may wait."""
+
+    earliest: datetime
+    runtime_s: float
+    max_delay_s: float = 0.0
+    deadline: datetime | None = None
+    job: int = 0  # a stable job number (submission id): round-robin and random use it
+    cores: float = 1.0
+    regions: Sequence[str] | None = None  # candidate region names (default: all enabled)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One region as the policy saw it (stored in the Decision for ``explain``)."""
+
+    region: str
+    zone: str
+    intensity: float | None  # mean forecast g/kWh over the run starting at the earliest start
+    expected_g: float | None
+    best_start: str | None = None  # ISO time of this region's cheapest allowed start
+    best_intensity: float | None = None
+    queue_wait_s: float = 0.0
+    backlog: int = 0
+    feasible: bool = True
+    why_not: str | None = None
+
+
+@dataclass(frozen=True)
+class Placement:
+    """The answer: where and when, what it is expected to emit, and why."""
+
+    policy: str
+    region: str
+    start: datetime
+    expected_g: float
+    intensity: float
+    runtime_s: float
+    energy_kwh: float
+    fallback: str | None = None
+    reason_text: str | None = None
+    candidate_detail: dict[str, Candidate] | None = None
+    explain_data: _Explain | None = field(default=None, repr=False, compare=False)
+
+    @cached_property
+    def reason(self) -> str:
+        if self.reason_text is not None:
+            return self.reason_text
+        return self.explain_data.reason() if self.explain_data is not None else self.policy
+
+    @cached_property
+    def candidates(self) -> dict[str, Candidate]:
+        if self.candidate_detail is not None:
+            return self.candidate_detail
+        return self.explain_data.candidates() if self.explain_data is not None else {}
+
+    def candidates_json(self) -> dict[str, Any]:
+        return {name: asdict(c) for name, c in self.candidates.items()}
+
+
+def energy_kwh(runtime_s: float, cores: float, watts_per_core: float, pue: float) -> float:
+    """Expected energy of a run (the c3lab model: W per core x cores x time x PUE)."""
+    return max(runtime_s, 0.0) * cores * watts_per_core * pue / J_PER_KWH
+
+
+def runtime_estimate(session: Session, assignment_id: int, default_s: float, history: int = 200) -> float:
+    """Median runtime of the assignment's last ``history`` results, else ``default_s``."""
+    from greengrader.models import Result, Submission
+
+    rows = session.scalars(
+        select(Result.runtime_s)
+        .join(Submission, Submission.id == Result.submission_id)
+        .where(Submission.assignment_id == assignment_id, Result.runtime_s.is_not(None))
+        .order_by(Result.id.desc())
+        .limit(history)
+    ).all()
+    values = [float(v) for v in rows if v is not None and v > 0]
+    return float(median(values)) if values else default_s
+
+
+@dataclass(frozen=True)
+class _Stack:
+    """The candidate regions' forecasts; stacked into one matrix when they share a grid."""
+
+    series: list[IntensitySeries | None]
+    errors: dict[str, str]
+    grid: tuple[float, int] | None = None  # (start epoch s, step s) when stacked
+    values: FloatArray | None = None  # [R, N], NaN rows for regions without data
+    cum: FloatArray | None = None  # [R, N + 1] running integral (g/kWh x s)
+
+    @classmethod
+    def build(cls, series: list[IntensitySeries | None], errors: dict[str, str]) -> _Stack:
+        present = [s for s in series if s is not None]
+        if not present or len({(s.start_s, s.step_s) for s in present}) != 1:
+            return cls(series, errors)
+        n = min(len(s) for s in present)
+        values = np.full((len(series), n), np.nan)
+        for i, s in enumerate(series):
+            if s is not None:
+                values[i] = s.values[:n]
+        cum = np.zeros((len(series), n + 1))
+        np.cumsum(values * present[0].step_s, axis=1, out=cum[:, 1:])
+        return cls(series, errors, (present[0].start_s, present[0].step_s), values, cum)
+
+    def covers(self, until_s: float) -> bool:
+        ends = [s.end_s for s in self.series if s is not None]
+        return not ends or min(ends) >= until_s
+
+    def mean(self, starts: FloatArray, runtime_s: FloatArray) -> FloatArray:
+        """Mean intensity over ``[t, t + runtime)`` for ``starts[J, R, S]`` and
+        ``runtime[J, 1, 1]`` (inf where there is no data or the start is NaN padding)."""
+        if self.grid is None or self.values is None or self.cum is None:
+            return self._mean_each(starts, runtime_s)
+        start_s, step = self.grid
+        values, cum = self.values, self.cum
+        n = values.shape[1]
+        rows = np.arange(starts.shape[1])[None, :, None]
+
+        def integral(t: FloatArray) -> FloatArray:
+            off = t - start_s
+            k = np.clip((off // step).astype(np.int64), 0, n - 1)
+            out: FloatArray = cum[rows, k] + values[rows, k] * (off - k * step)
+            return out
+
+        dur = np.maximum(runtime_s, 1e-9)
+        with np.errstate(invalid="ignore"):
+            end = starts + dur
+            mean = (integral(np.nan_to_num(end)) - integral(np.nan_to_num(starts))) / dur
+            ok = (starts >= start_s) & (end <= start_s + n * step + 1e-6) & np.isfinite(mean)
+        out: FloatArray = np.where(ok, mean, np.inf)
+        return out
+
+    def _mean_each(self, starts: FloatArray, runtime_s: FloatArray) -> FloatArray:
+        out = np.full(starts.shape, np.inf)
+        dur = np.broadcast_to(runtime_s, starts.shape)
+        for i, s in enumerate(self.series):
+            if s is None:
+                continue
+            eff, d = starts[:, i, :], dur[:, i, :]
+            with np.errstate(invalid="ignore"):
+                inside = (eff >= s.start_s) & (eff + d <= s.end_s + 1e-6)
+            for j, k in zip(*np.nonzero(inside), strict=True):
+                out[j, i, k] = s.mean_over_many(np.array([eff[j, k]]), float(d[j, k]))[0]
+        return out
+
+
+class Placer:
+    """Places jobs with a policy over a carbon provider and a set of regions."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        provider: CarbonProvider,
+        regions: Sequence[Region],
+        *,
+        watts_per_core: float = 5.0,
+        pue: float = 1.0,
+        capacity_aware: bool = True,
+        queue_aware: bool = True,
+        queue_wait_penalty: float = 50.0,
+        forecast_cache_s: float = 60.0,
+    ) -> None:
+        self.policy = policy
+        self.provider = provider
+        self.regions = list(regions)
+        self.watts_per_core = watts_per_core
+        self.pue = pue
+        self.capacity_aware = capacity_aware
+        self.queue_aware = queue_aware
+        self.queue_wait_penalty = queue_wait_penalty
+        self.forecast_cache_s = forecast_cache_s
+        self._cache: dict[tuple[tuple[str, ...], float], _Stack] = {}
+
+    # -- inputs --------------------------------------------------------------------------
+    def _candidates(self, names: Sequence[str] | None) -> list[Region]:
+        if names is None:
+            return [r for r in self.regions if r.enabled]
+        by_name = {r.name: r for r in self.regions}
+        unknown = [n for n in names if n not in by_name]
+        if unknown:
+            raise SchedulingError(f"unknown candidate region(s): {', '.join(unknown)}")
+        return [by_name[n] for n in names]
+
+    def _queue_rounds(self, region: Region, load: RegionLoad) -> float:
+        # Jobs ahead of us beyond the free slots drain `capacity` at a time: the wait is this
+        # many runs of (about) our own length.
+        if not self.queue_aware or region.capacity <= 0 or load.backlog < region.capacity:
+            return 0.0
+        return float(math.ceil((load.backlog - region.capacity + 1) / region.capacity))
+
+    def _window(self, req: PlacementRequest, now_s: float) -> tuple[float, float]:
+        start = max(as_utc(req.earliest).timestamp(), now_s)
+        end = start + (req.max_delay_s if self.policy.temporal else 0.0)
+        if req.deadline is not None:
+            end = min(end, as_utc(req.deadline).timestamp() - req.runtime_s)
+        return start, max(start, end)
+
+    def _forecasts(self, regions: Sequence[Region], now: datetime, horizon_s: int) -> _Stack:
+        # Forecasts change at most once per step: reuse them for `forecast_cache_s` so a burst
+        # of decisions costs one provider call per zone, not one per decision.
+        now_s = as_utc(now).timestamp()
+        bucket = float(now_s // self.forecast_cache_s) if self.forecast_cache_s > 0 else now_s
+        key = (tuple(r.name for r in regions), bucket)
+        hit = self._cache.get(key)
+        if hit is not None and hit.covers(now_s + horizon_s):
+            return hit
+        series: list[IntensitySeries | None] = []
+        errors: dict[str, str] = {}
+        for r in regions:
+            try:
+                series.append(self.provider.forecast(r.zone, now, horizon_s))
+            except CarbonDataError as exc:
+                series.append(None)
+                errors[r.name] = f"no carbon data: {exc}"
+        if len(self._cache) > 256:
+            self._cache.clear()
+        stack = self._cache[key] = _Stack.build(series, errors)
+        return stack
+
+    # -- the decision ----------------------------------------------------------------------
+    def place(
+        self, req: PlacementRequest, now: datetime, loads: Mapping[str, RegionLoad] | None = None
+    ) -> Placement:
+        """Place one job (raises :class:`SchedulingError` when no region is viable)."""
+        placement = self.place_many([req], now, loads)[0]
+        if isinstance(placement, SchedulingError):
+            raise placement
+        return placement
+
+    def place_many(
+        self, reqs: Sequence[PlacementRequest], now: datetime,
+        loads: Mapping[str, RegionLoad] | None = None,
+    ) -> list[Placement | SchedulingError]:
+        """Place a batch with one kernel call per candidate-region set (the same answers as
+        calling :meth:`place` for each); a job with no viable region gets its error."""
+        out: list[Placement | SchedulingError | None] = [None] * len(reqs)
+        groups: dict[tuple[str, ...] | None, list[int]] = {}
+        for i, req in enumerate(reqs):
+            groups.setdefault(None if req.regions is None else tuple(req.regions), []).append(i)
+        for names, idx in groups.items():
+            placed = self._place_group(names, [reqs[i] for i in idx], now, loads or {})
+            for i, result in zip(idx, placed, strict=True):
+                out[i] = result
+        return [r for r in out if r is not None]
+
+    def _place_group(
+        self, names: Sequence[str] | None, reqs: Sequence[PlacementRequest], now: datetime,
+        loads: Mapping[str, RegionLoad],
+    ) -> list[Placement | SchedulingError]:
+        regions = self._candidates(names)
+        if not regions:
+            return [SchedulingError("no candidate regions (all disabled?)") for _ in reqs]
+        now_s = as_utc(now).timestamp()
+        windows = np.array([self._window(r, now_s) for r in reqs])
+        runtime = np.array([r.runtime_s for r in reqs], dtype=np.float64)
+        rounds = np.array([self._queue_rounds(r, loads.get(r.name, RegionLoad())) for r in regions])
+        waits = runtime[:, None] * rounds[None, :]  # [J, R] seconds
+        horizon = int(windows[:, 1].max() - now_s + waits.max() + runtime.max()) + 1
+        stack = self._forecasts(regions, now, horizon)
+        starts = self._starts(stack, windows, runtime)  # [J, S], NaN padding
+        intensity = stack.mean(starts[:, None, :] + waits[:, :, None], runtime[:, None, None])
+        kwh = runtime * np.array([r.cores for r in reqs]) * self.watts_per_core * self.pue / J_PER_KWH
+        costs = kwh[:, None, None] * (intensity + self.queue_wait_penalty * waits[:, :, None] / 3600.0)
+        feasible, why = self._feasible(regions, loads, stack.errors)
+        r_idx, s_idx = self.policy.choose(
+            costs, feasible[None, :, None], jobs=[r.job for r in reqs], regions=[r.name for r in regions]
+        )
+        results: list[Placement | SchedulingError] = []
+        for j, req in enumerate(reqs):
+            ri, si = int(r_idx[j]), int(s_idx[j])
+            if ri < 0:
+                detail = "; ".join(f"{r.name}: {why[r.name] or 'no data'}" for r in regions)
+                results.append(SchedulingError(f"no viable candidate region ({detail})"))
+                continue
+            results.append(Placement(
+                policy=self.policy.name, region=regions[ri].name,
+                start=datetime.fromtimestamp(float(starts[j, si]), UTC),
+                expected_g=float(kwh[j] * intensity[j, ri, si]), intensity=float(intensity[j, ri, si]),
+                runtime_s=req.runtime_s, energy_kwh=float(kwh[j]),
+                explain_data=_Explain(self.policy.name, regions, starts[j], intensity[j], costs[j],
+                                      float(kwh[j]), waits[j], loads, why, feasible, ri, si),
+            ))
+        return results
+
+    @staticmethod
+    def _starts(stack: _Stack, windows: FloatArray, runtime: FloatArray) -> FloatArray:
+        """Candidate starts per job ``[J, S]``: the window start, then every step boundary of
+        the forecast up to the window end (intensity is constant within a step, so the best
+        start is one of these); NaN pads shorter windows."""
+        w0, w1 = windows[:, 0], windows[:, 1]
+        if not (w1 > w0).any():
+            out0: FloatArray = w0[:, None].copy()
+            return out0
+        if stack.grid is not None:
+            start_s, step = stack.grid
+            k0 = np.floor((w0 - start_s) / step) + 1
+            count = np.maximum(np.floor((w1 - start_s) / step) + 1 - k0, 0).astype(np.int64)
+            cols = np.arange(int(count.max()))[None, :]
+            grid = np.where(cols < count[:, None], start_s + (k0[:, None] + cols) * step, np.nan)
+            return np.concatenate([w0[:, None], grid], axis=1)
+        rows = []
+        for a, b, d in zip(w0, w1, runtime, strict=True):
+            points = [candidate_starts(s, a, b + d, d) for s in stack.series if s is not None and b > a]
+            merged = np.unique(np.concatenate([np.array([a]), *points]))
+            rows.append(merged[(merged >= a) & (merged <= b)])
+        out = np.full((len(rows), max(len(r) for r in rows)), np.nan)
+        for i, r in enumerate(rows):
+            out[i, : len(r)] = r
+        return out
+
+    def _feasible(
+        self, regions: Sequence[Region], loads: Mapping[str, RegionLoad], errors: Mapping[str, str]
+    ) -> tuple[BoolArray, dict[str, str | None]]:
+        why: dict[str, str | None] = {}
+        for r in regions:
+            if r.name in errors:
+                why[r.name] = errors[r.name]
+            elif not r.enabled:
+                why[r.name] = "region disabled"
+            elif r.untainted_nodes <= 0:
+                why[r.name] = "no untainted node"
+            elif r.capacity <= 0:
+                why[r.name] = "no worker slots"
+            else:
+                why[r.name] = None
+        usable = [why[r.name] is None for r in regions]
+        if self.capacity_aware:
+            full = [loads.get(r.name, RegionLoad()).backlog >= r.capacity for r in regions]
+            # Skip full regions for the next best, unless every usable region is full.
+            if any(u and not f for u, f in zip(usable, full, strict=True)):
+                for r, u, f in zip(regions, usable, full, strict=True):
+                    if u and f:
+                        why[r.name] = "no free worker slot"
+        return np.array([why[r.name] is None for r in regions]), why
+
+
+@dataclass(frozen=True)
+class _Explain:
+    """What a decision saw; turned into per-candidate detail and a reason only on demand
+    (a batch of decisions should not pay for text nobody reads)."""
+
+    policy: str
+    regions: Sequence[Region]
+    starts: FloatArray  # [S]
+    intensity: FloatArray  # [R, S]
+    costs: FloatArray  # [R, S]
+    kwh: float
+    waits: FloatArray  # [R]
+    loads: Mapping[str, RegionLoad]
+    why: Mapping[str, str | None]
+    feasible: BoolArray
+    ri: int
+    si: int
+
+    def candidates(self) -> dict[str, Candidate]:
+        out: dict[str, Candidate] = {}
+        for i, r in enumerate(self.regions):
+            now_i = float(self.intensity[i, 0])
+            finite = np.isfinite(self.costs[i])
+            best = int(np.argmin(np.where(finite, self.costs[i], np.inf))) if finite.any() else None
+            out[r.name] = Candidate(
+                region=r.name, zone=r.zone,
+                intensity=now_i if math.isfinite(now_i) else None,
+                expected_g=self.kwh * now_i if math.isfinite(now_i) else None,
+                best_start=None if best is None else _iso(float(self.starts[best])),
+                best_intensity=None if best is None else float(self.intensity[i, best]),
+                queue_wait_s=float(self.waits[i]), backlog=self.loads.get(r.name, RegionLoad()).backlog,
+                feasible=self.why[r.name] is None, why_not=self.why[r.name],
+            )
+        return out
+
+    def reason(self) -> str:
+        chosen, start = self.regions[self.ri].name, float(self.starts[self.si])
+        delay_h = (start - float(self.starts[0])) / 3600.0
+        when = "now" if delay_h < 1e-9 else f"at {_iso(start)} (+{delay_h:.1f} h)"
+        parts = [f"{self.policy}: {chosen} {when}, {self.intensity[self.ri, self.si]:.0f} g/kWh expected"]
+        now_col = np.where(self.feasible, self.intensity[:, 0], np.inf)
+        if np.isfinite(now_col).any():
+            bi = int(np.argmin(now_col))
+            parts.append(f"best immediate: {self.regions[bi].name} {now_col[bi]:.0f} g/kWh")
+        skipped = [f"{n} ({w})" for n, w in self.why.items() if w]
+        if skipped:
+            parts.append("skipped " + ", ".join(skipped))
+        if self.waits[self.ri] > 0:
+            parts.append(f"queue wait ~{self.waits[self.ri]:.0f} s")
+        return "; ".join(parts)
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat()
