@@ -1,0 +1,336 @@
+"""The MQTT bridge: Mosquitto → :mod:`greengrader.bridge.ingest` → ack → receipt → ``schedule``.
+
+Guarantees (see docs/bridge.md):
+
+* A message is acknowledged (PUBACK) only after the transaction holding its row (submission
+  or quarantine) has committed. Subscriptions are QoS 1 on a persistent session (MQTT 5,
+  ``clean_start=False`` with a session expiry), so anything unacknowledged when the bridge
+  dies is redelivered, and deduplication makes the redelivery harmless.
+* paho's network thread only queues messages; a worker thread parses, stores and acks, so
+  a slow database never starves keepalives. Messages are stored in batches (one commit per
+  batch, then every message of the batch is acked).
+* Nothing raised while handling a message stops the bridge: a bad payload is quarantined, a
+  database outage is retried (with nothing acked meanwhile), anything else is logged.
+* Messages received on an earlier connection are never acked on a later one (packet ids
+  are per connection); the broker redelivers them and they come back as duplicates.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from sqlalchemy.exc import SQLAlchemyError
+from tenacity import Retrying, retry_if_exception_type, stop_never, wait_exponential
+
+from greengrader.bridge.ingest import enqueue_schedule, make_store, prepare, store_prepared
+from greengrader.bridge.store import IngestOutcome
+from greengrader.errors import DatabaseError, GreengraderError
+from greengrader.metrics import PUBLISH_TO_COMMIT
+
+if TYPE_CHECKING:
+    from greengrader.context import Context
+    from greengrader.settings import Settings
+
+log = logging.getLogger(__name__)
+
+LEGACY_COURSE = "default"
+
+
+@dataclass
+class Inbound:
+    """One message taken off the network thread, with what is needed to ack it later."""
+
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    generation: int
+    received: float = field(default_factory=time.monotonic)
+
+
+def subscriptions(settings: Settings) -> list[str]:
+    """The submissions topics (legacy and per course) and the worker registration topic."""
+    base = settings.mqtt_topic
+    topics = [base, f"{base}/+", settings.mqtt_workers_topic]
+    if settings.mqtt_shared_group:
+        return [f"$share/{settings.mqtt_shared_group}/{t}" for t in topics]
+    return topics
+
+
+def course_of(settings: Settings, topic: str) -> str:
+    """``submissions/<course>`` → ``<course>``; the legacy ``submissions`` → ``default``."""
+    base = settings.mqtt_topic
+    if topic.startswith(base + "/"):
+        return topic[len(base) + 1 :] or LEGACY_COURSE
+    return LEGACY_COURSE
+
+
+def receipt_topic(settings: Settings, outcome: IngestOutcome) -> str:
+    course = course_of(settings, outcome.topic or settings.mqtt_topic)
+    ident = outcome.gradescope_id if outcome.gradescope_id is not None else f"sha256-{outcome.sha256[:16]}"
+    return f"{settings.mqtt_receipt_topic}/{course}/{ident}"
+
+
+class Bridge:
+    """A long-running MQTT consumer; :meth:`run` blocks until :meth:`stop` (SIGTERM)."""
+
+    def __init__(
+        self,
+        ctx: Context,
+        *,
+        on_outcome: Callable[[IngestOutcome], None] | None = None,
+        enqueue: bool = True,
+    ) -> None:
+        self.ctx = ctx
+        self.settings = ctx.settings
+        self.store = make_store(ctx)
+        self.on_outcome = on_outcome
+        self.enqueue = enqueue
+        self._inbox: queue.Queue[Inbound] = queue.Queue()
+        self._schedule: queue.Queue[int] = queue.Queue(maxsize=100_000)
+        self._stop = threading.Event()
+        self._connected = threading.Event()
+        self._generation = 0
+        self._client = self._make_client()
+        self._threads: list[threading.Thread] = []
+
+    # --- MQTT client -------------------------------------------------------------------------
+
+    def _make_client(self) -> mqtt.Client:
+        s = self.settings
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=s.mqtt_client_id,
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
+        )
+        secret = s.mqtt_secret()
+        if s.mqtt_username:
+            client.username_pw_set(s.mqtt_username, secret)
+        if s.mqtt_tls:
+            client.tls_set(ca_certs=str(s.mqtt_ca_file) if s.mqtt_ca_file else None)
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        # Acks and receipts are queued from the worker thread; never drop them for a full queue.
+        client.max_queued_messages_set(0)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        return client
+
+    def _connect_properties(self) -> Properties:
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = self.settings.mqtt_session_expiry_s
+        # The broker keeps at most this many unacked messages in flight to us.
+        props.ReceiveMaximum = self.settings.mqtt_receive_maximum
+        return props
+
+    def _on_connect(
+        self, client: mqtt.Client, _userdata: Any, flags: Any, reason: ReasonCode, _props: Any
+    ) -> None:
+        try:
+            if reason.is_failure:
+                log.error("MQTT connection refused: %s", reason)
+                return
+            self._generation += 1
+            topics = subscriptions(self.settings)
+            client.subscribe([(t, 1) for t in topics])
+            self._connected.set()
+            log.info(
+                "connected to MQTT %s:%s (session present: %s), subscribed to %s",
+                self.settings.mqtt_host, self.settings.mqtt_port,
+                getattr(flags, "session_present", "?"), ", ".join(topics),
+            )
+        except Exception:
+            log.exception("error in on_connect")
+
+    def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any) -> None:
+        self._connected.clear()
+        if not self._stop.is_set():
+            log.warning("MQTT disconnected (%s); reconnecting with backoff", reason)
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        try:
+            self._inbox.put(Inbound(msg.topic, bytes(msg.payload), msg.mid, msg.qos, self._generation))
+        except Exception:  # never let a callback exception stop paho's loop
+            log.exception("could not queue an MQTT message")
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect (retrying in the background) and start the worker threads."""
+        s = self.settings
+        self._client.connect_async(
+            s.mqtt_host, s.mqtt_port, keepalive=s.mqtt_keepalive_s, clean_start=False,
+            properties=self._connect_properties(),
+        )
+        self._threads = [
+            threading.Thread(target=self._work, name="bridge-store", daemon=True),
+            threading.Thread(target=self._enqueue_loop, name="bridge-enqueue", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+        self._client.loop_start()
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self._connected.wait(timeout)
+
+    def stop(self) -> None:
+        """Ask the bridge to stop after the batch in hand (safe from a signal handler)."""
+        self._stop.set()
+
+    def run(self) -> None:
+        """Start, block until :meth:`stop`, then shut down cleanly."""
+        self.start()
+        try:
+            while not self._stop.wait(0.5):
+                pass
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._threads[0].join(timeout=60)
+        # Acks of the last batch are queued before DISCONNECT, so they reach the broker.
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._threads[1].join(timeout=5)
+        log.info("bridge stopped; %d unacked messages left for redelivery", self._inbox.qsize())
+
+    # --- the worker --------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            try:
+                batch = self._next_batch()
+                if batch:
+                    self._handle(batch)
+            except Exception:
+                log.exception("unexpected error in the bridge worker; continuing")
+                time.sleep(1)
+
+    def _next_batch(self) -> list[Inbound]:
+        try:
+            first = self._inbox.get(timeout=0.2)
+        except queue.Empty:
+            return []
+        batch = [first]
+        while len(batch) < self.settings.bridge_batch_size:
+            try:
+                batch.append(self._inbox.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _handle(self, batch: list[Inbound]) -> None:
+        workers = [m for m in batch if self._is_workers_topic(m.topic)]
+        subs = [m for m in batch if not self._is_workers_topic(m.topic)]
+        for msg in workers:
+            self._register_worker(msg)
+        if not subs:
+            return
+        prepared = [prepare(self.settings, m.payload, m.topic) for m in subs]
+        outcomes = self._store_until_committed(prepared)
+        if outcomes is None:
+            return  # stopping during an outage: nothing acked, the broker redelivers
+        committed = time.monotonic()
+        for msg, outcome in zip(subs, outcomes, strict=True):
+            PUBLISH_TO_COMMIT.observe(committed - msg.received)
+            self._ack(msg)
+            self._receipt(outcome)
+            if outcome.status == "received" and outcome.submission_id is not None and self.enqueue:
+                self._queue_schedule(outcome.submission_id)
+            if self.on_outcome is not None:
+                self.on_outcome(outcome)
+
+    def _store_until_committed(self, prepared: list[Any]) -> list[IngestOutcome] | None:
+        """Retry the batch while the database is unreachable; None if asked to stop meanwhile."""
+        retrying = Retrying(
+            retry=retry_if_exception_type((SQLAlchemyError, DatabaseError)),
+            wait=wait_exponential(multiplier=0.2, max=10),
+            stop=stop_never,
+            before_sleep=lambda state: log.warning(
+                "database unavailable (%s); %d messages held unacked, retrying",
+                type(state.outcome.exception()).__name__ if state.outcome else "?", len(prepared),
+            ),
+            reraise=True,
+        )
+        for attempt in retrying:
+            if self._stop.is_set() and attempt.retry_state.attempt_number > 1:
+                return None
+            with attempt:
+                return store_prepared(self.ctx, prepared, self.store)
+        return None
+
+    def _ack(self, msg: Inbound) -> None:
+        if msg.generation != self._generation:
+            # Packet ids belong to the connection they came on; the broker redelivers this
+            # message on the new connection and the copy is stored as a duplicate.
+            return
+        try:
+            self._client.ack(msg.mid, msg.qos)
+        except Exception:
+            log.exception("could not ack message %s", msg.mid)
+
+    def _receipt(self, outcome: IngestOutcome) -> None:
+        try:
+            self._client.publish(
+                receipt_topic(self.settings, outcome), json.dumps(outcome.receipt()), qos=1
+            )
+        except Exception:
+            log.exception("could not publish a receipt")
+
+    # --- schedule enqueue (own thread: a dead Celery broker must not slow acks) --------------
+
+    def _queue_schedule(self, submission_id: int) -> None:
+        try:
+            self._schedule.put_nowait(submission_id)
+        except queue.Full:
+            log.warning("schedule backlog full; submission %s left to the sweep", submission_id)
+
+    def _enqueue_loop(self) -> None:
+        while not (self._stop.is_set() and self._schedule.empty()):
+            try:
+                submission_id = self._schedule.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            try:
+                enqueue_schedule(self.ctx, submission_id)
+            except Exception:
+                log.exception("enqueue failed")
+
+    # --- worker registration -----------------------------------------------------------------
+
+    def _is_workers_topic(self, topic: str) -> bool:
+        return topic == self.settings.mqtt_workers_topic
+
+    def _register_worker(self, msg: Inbound) -> None:
+        """Route a worker registration (the original system's JSON facts) to the registry."""
+        try:
+            facts = json.loads(msg.payload)
+            if not isinstance(facts, dict):
+                raise ValueError("registration is not a JSON object")
+            from greengrader.workers import register_worker
+
+            register_worker(self.ctx, facts)
+        except (ValueError, GreengraderError) as exc:
+            log.warning("worker registration rejected: %s", exc)
+        except ImportError:
+            log.warning("worker registry not installed; registration ignored")
+        except SQLAlchemyError:
+            log.warning("database unavailable; worker registration left for redelivery")
+            return  # not acked: the broker redelivers it
+        except Exception:
+            log.exception("worker registration failed")
+        self._ack(msg)
