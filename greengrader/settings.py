@@ -101,6 +101,16 @@ class Settings(BaseSettings):
     received_grace_s: float = Field(default=60.0, ge=0)
     stuck_margin_s: float = Field(default=120.0, ge=0)
     max_attempts: int = Field(default=3, ge=1)
+    sweep_batch: int = Field(default=100, ge=1)
+
+    # Placement (see docs/scheduling.md)
+    policy_seed: int = 0
+    capacity_aware: bool = True
+    queue_aware: bool = True
+    queue_wait_penalty: float = Field(default=50.0, ge=0)
+    schedule_watts_per_core: float = Field(default=5.0, gt=0)
+    forecast_cache_s: float = Field(default=60.0, ge=0)
+    cas_retries: int = Field(default=2, ge=1)
 
     # Grading
     executor: str = "docker"
@@ -158,9 +168,8 @@ class Settings(BaseSettings):
     k8s_start_grace_s: int = Field(default=120, ge=0)
     k8s_watch_timeout_s: int = Field(default=60, ge=1)
     k8s_runtime_class: str | None = None
+    k8s_run_as_user: int = Field(default=1000, ge=1)
     k8s_max_secret_bytes: int = Field(default=900 * 1024, ge=1024, le=1024 * 1024)
-    k8s_output_limit_bytes: int = Field(default=256 * 1024, ge=1024)
-    k8s_results_limit_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
 
     @field_validator("database_url")
     @classmethod
