@@ -21,6 +21,9 @@ from greengrader.settings import Settings
 
 
 def _duration_s(text: Any) -> int | None:
+    """``"01:00:00"`` (emissions) or a number of minutes (forecast data points)."""
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        return int(text * 60) or None
     parts = str(text or "").split(":")
     try:
         h, m, s = (float(p) for p in (*parts, "0", "0")[:3])
