@@ -91,3 +91,11 @@ class SimulationError(GreengraderError):
 
 class TraceError(SimulationError):
     """A submission trace (CSV, database, arrival model) is missing or malformed."""
+
+
+class InvalidResults(GreengraderError):
+    """An autograder's results.json does not follow the Gradescope format."""
+
+
+class CasError(SchedulingError):
+    """The carbon-aware scheduler (CAS) service is unreachable or answered garbage."""

@@ -22,7 +22,7 @@ import socket
 import tarfile
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -137,7 +137,9 @@ class DockerExecutor:
                 Ulimit(name="core", soft=0, hard=0),
             ],
             "log_config": LogConfig(
-                type="json-file", config={"max-size": str(2 * limits.stdout_bytes), "max-file": "1"}
+                # The daemon keeps at most two files of this size: the disk never fills
+                # and we read back at most ~2x the cap (the last part of the output).
+                type="json-file", config={"max-size": str(limits.stdout_bytes), "max-file": "2"}
             ),
             "working_dir": "/autograder",
             "hostname": "autograder",
@@ -187,7 +189,7 @@ class DockerExecutor:
             limits, stopped, bool(state.get("OOMKilled")), state.get("ExitCode"), runtime, raw, problem
         )
         if result.output_truncated:
-            result.message += f" Output was cut at {limits.stdout_bytes} bytes."
+            result.message += f" Output was cut to its last {limits.stdout_bytes} bytes."
         return result
 
     def _wait(self, container: Any, limits: Limits, t0: float) -> str | None:
@@ -288,20 +290,19 @@ def job_tar(files: Mapping[str, bytes], *, uid: int = 0, prefix: str = "") -> by
 
 
 def read_capped(chunks: Iterable[bytes], cap: int) -> tuple[str, bool]:
-    """Read a stream up to ``cap`` bytes; returns the text and whether it was cut."""
+    """The last ``cap`` bytes of a stream (memory bounded by 2x cap); and whether any was cut."""
     out = bytearray()
     truncated = False
-    iterator: Iterator[bytes] = iter(chunks)
-    for chunk in iterator:
-        take = cap - len(out)
-        out += chunk[:take]
-        if len(chunk) > take:
+    for chunk in chunks:
+        out += chunk
+        if len(out) > 2 * cap:
+            del out[: len(out) - cap]
             truncated = True
-            break
-    close = getattr(iterator, "close", None)
-    if close is not None:
-        close()
-    return out.decode("utf-8", errors="replace"), truncated
+    if len(out) > cap:
+        del out[: len(out) - cap]
+        truncated = True
+    text = out.decode("utf-8", errors="replace")
+    return ("[earlier output cut]\n" + text if truncated else text), truncated
 
 
 def fetch_file(container: Any, path: str, cap: int) -> tuple[bytes | None, str | None]:

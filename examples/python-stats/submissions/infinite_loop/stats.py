@@ -1,0 +1,3 @@
+def mean(xs):
+    while True:
+        pass

@@ -1,0 +1,338 @@
+"""Grade one submission: image, hardened run, Result row, status — idempotently.
+
+``grade_submission`` is the body of the ``greengrader.grade`` task (acks_late). It is safe
+to deliver twice: a submission already in a terminal status is left alone, a fresh
+``running`` one owned by another task is left alone, and a rerun after a crash replaces
+the partial Result. Infrastructure failures (Docker down) put the submission back to
+``queued`` for the sweep until ``max_attempts``; a broken autograder (``setup.sh``
+failed) marks the assignment version broken and the submission ``error`` with the reason.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import socket
+import uuid
+import zipfile
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from greengrader.bridge.payload import METADATA, parse_payload
+from greengrader.bridge.payload import Limits as PayloadLimits
+from greengrader.context import Context
+from greengrader.errors import (
+    ExecutorError,
+    GreengraderError,
+    ImageBuildError,
+    InvalidResults,
+    NotFound,
+)
+from greengrader.executors import ExecutionResult, Executor, Job, Limits, get_executor
+from greengrader.images import ImageBuilder
+from greengrader.metrics import CARBON_EMITTED_G, GRADES
+from greengrader.models import Assignment, Result, Status, Submission, Worker
+from greengrader.models.status import TERMINAL
+from greengrader.results import ParsedResults, agrees, parse_results
+from greengrader.settings import Settings
+
+log = logging.getLogger(__name__)
+
+STATUS_FOR = {
+    "graded": Status.GRADED,
+    "failed": Status.FAILED,
+    "timeout": Status.FAILED,
+    "oom": Status.FAILED,
+    "setup_error": Status.ERROR,
+    "error": Status.ERROR,
+}
+
+
+@dataclass(frozen=True)
+class PayloadFiles:
+    """What grading needs from a payload: the autograder source and the job's files."""
+
+    source: dict[str, bytes]
+    files: dict[str, bytes]  # relative to /autograder: submission/..., submission_metadata.json
+    total_points: float | None
+    gradescope_results: dict[str, Any] | None
+    gradescope_score: float | None
+
+
+@dataclass
+class Graded:
+    """One finished run, parsed (shared by the task and ``run-local``)."""
+
+    execution: ExecutionResult
+    parsed: ParsedResults | None
+    image: str
+    score: float | None
+    max_score: float | None
+
+
+def payload_files(data: bytes, settings: Settings) -> PayloadFiles:
+    """Split a validated payload (the bridge's parser decides the layout and checks caps)."""
+    parsed = parse_payload(data, PayloadLimits.from_settings(settings))
+    base = parsed.metadata_path.removesuffix(METADATA)
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        source = {name: zf.read(base + "source/" + name) for name in parsed.source_files}
+        files = {"submission/" + n: zf.read(base + "submission/" + n) for n in parsed.submission_files}
+        files["submission_metadata.json"] = zf.read(parsed.metadata_path)
+    return PayloadFiles(source, files, parsed.total_points, parsed.results, parsed.score)
+
+
+def run_payload(
+    files: PayloadFiles,
+    limits: Limits,
+    executor: Executor,
+    builder: ImageBuilder,
+    job_id: str,
+    assignment: str = "",
+) -> Graded:
+    """Build (or reuse) the image and run the job. Raises ImageBuildError/ExecutorError."""
+    image = builder.ensure(files.source, assignment).tag
+    execution = executor.run(Job(job_id=job_id, image=image, files=files.files, limits=limits))
+    parsed = None
+    if execution.outcome == "graded" and execution.results is not None:
+        try:
+            parsed = parse_results(execution.results, files.total_points)
+        except InvalidResults as exc:
+            execution.outcome, execution.message = "failed", f"results.json is not in Gradescope's format: {exc}"
+    max_score = parsed.max_score if parsed and parsed.max_score is not None else files.total_points
+    # Gradescope shows 0 for a run that timed out or produced no usable results.
+    score = parsed.score if parsed else (0.0 if execution.outcome in ("failed", "timeout", "oom") else None)
+    return Graded(execution, parsed, image, score, max_score)
+
+
+# --- the task body --------------------------------------------------------------------------
+
+
+@dataclass
+class _Claim:
+    payload: bytes
+    region: str
+    received_at: datetime
+    gradescope_score: float | None
+    assignment_id: int
+    assignment_key: str
+    limits: dict[str, Any]
+    broken_log: str | None
+
+
+def grade_submission(
+    ctx: Context,
+    submission_id: int,
+    *,
+    task_id: str | None = None,
+    executor: Executor | None = None,
+    builder: ImageBuilder | None = None,
+) -> Result | None:
+    """Grade ``submission_id``; returns the stored Result, or None when there was nothing to do."""
+    task_id = task_id or f"local-{uuid.uuid4().hex[:12]}"
+    claim = _claim(ctx, submission_id, task_id)
+    if claim is None:
+        return None
+    executor = executor or _executor(ctx.settings)
+    builder = builder or ImageBuilder(ctx.settings)
+    limits = Limits.from_settings(ctx.settings, claim.limits)
+    if claim.broken_log is not None:
+        return _finish_error(ctx, submission_id, task_id, claim, claim.broken_log)
+    try:
+        files = payload_files(claim.payload, ctx.settings)
+        _mark_assignment(ctx, claim.assignment_id, "building", None, None, only_if_not_ready=True)
+        graded = run_payload(files, limits, executor, builder, f"s{submission_id}-{task_id[:8]}", claim.assignment_key)
+    except ImageBuildError as exc:
+        _mark_assignment(ctx, claim.assignment_id, "broken", None, exc.log or str(exc))
+        return _finish_error(ctx, submission_id, task_id, claim, f"autograder setup failed: {exc}")
+    except ExecutorError as exc:
+        _requeue(ctx, submission_id, task_id, f"infrastructure error: {exc}")
+        raise
+    except GreengraderError as exc:  # e.g. the stored payload no longer parses
+        return _finish_error(ctx, submission_id, task_id, claim, f"cannot grade: {exc}")
+    _mark_assignment(ctx, claim.assignment_id, "ready", graded.image, None)
+    return _store(ctx, submission_id, task_id, claim, graded, executor)
+
+
+def _executor(settings: Settings) -> Executor:
+    return _cached_executor(settings.executor, id(settings), settings)
+
+
+@lru_cache(maxsize=4)
+def _cached_executor(name: str, _key: int, settings: Settings) -> Executor:
+    return get_executor(name, settings)
+
+
+def _claim(ctx: Context, submission_id: int, task_id: str) -> _Claim | None:
+    with ctx.db.transaction() as session:
+        sub = session.get(Submission, submission_id, with_for_update=True)
+        if sub is None:
+            raise NotFound(f"submission {submission_id} does not exist")
+        status = Status(sub.status)
+        if status in TERMINAL:
+            log.info("submission %s already %s; nothing to do", submission_id, status.value)
+            return None
+        now = ctx.now()
+        if status == Status.RUNNING and sub.task_id != task_id:
+            stale_after = timedelta(seconds=ctx.settings.grade_timeout_s + ctx.settings.stuck_margin_s)
+            if now - sub.updated_at < stale_after:
+                log.info("submission %s is being graded by task %s; skipping", submission_id, sub.task_id)
+                return None
+        if status == Status.RECEIVED:
+            sub.move_to(Status.SCHEDULED, "graded directly", now=now)
+        if Status(sub.status) in (Status.SCHEDULED, Status.RUNNING):
+            sub.move_to(Status.QUEUED, "rerun" if status == Status.RUNNING else None, now=now)
+        sub.move_to(Status.RUNNING, f"task {task_id}", now=now)
+        sub.task_id = task_id
+        sub.attempts += 1
+        assignment = sub.assignment
+        broken = None
+        if assignment.build_status == "broken":
+            broken = f"autograder setup failed earlier for this assignment version: {_tail(assignment.build_log)}"
+        return _Claim(
+            payload=sub.payload.data,
+            region=sub.region or ctx.settings.default_region,
+            received_at=sub.received_at,
+            gradescope_score=sub.gradescope_score,
+            assignment_id=assignment.id,
+            assignment_key=str(assignment.gradescope_id),
+            limits=dict(assignment.limits or {}),
+            broken_log=broken,
+        )
+
+
+def _tail(text: str | None, lines: int = 5) -> str:
+    return " | ".join((text or "").strip().splitlines()[-lines:])[-1000:]
+
+
+def _mark_assignment(
+    ctx: Context, assignment_id: int, status: str, tag: str | None, build_log: str | None,
+    *, only_if_not_ready: bool = False,
+) -> None:
+    with ctx.db.transaction() as session:
+        assignment = session.get(Assignment, assignment_id)
+        if assignment is None or (only_if_not_ready and assignment.build_status == "ready"):
+            return
+        if assignment.build_status == status and tag in (None, assignment.image_tag):
+            return
+        assignment.build_status = status
+        if tag is not None:
+            assignment.image_tag = tag
+        if build_log is not None:
+            assignment.build_log = build_log
+
+
+def _owned(session: Session, submission_id: int, task_id: str) -> Submission | None:
+    """The submission locked, if this task still owns it (a newer rerun may have taken over)."""
+    sub = session.get(Submission, submission_id, with_for_update=True)
+    if sub is None or sub.status != Status.RUNNING.value or sub.task_id != task_id:
+        log.warning("submission %s no longer owned by task %s; result discarded", submission_id, task_id)
+        return None
+    return sub
+
+
+def _requeue(ctx: Context, submission_id: int, task_id: str, reason: str) -> None:
+    with ctx.db.transaction() as session:
+        sub = _owned(session, submission_id, task_id)
+        if sub is None:
+            return
+        if sub.attempts >= ctx.settings.max_attempts:
+            sub.move_to(Status.ERROR, f"{reason} (gave up after {sub.attempts} attempts)", now=ctx.now())
+            GRADES.labels("error", sub.region or "").inc()
+        else:
+            sub.move_to(Status.QUEUED, f"{reason}; will retry", now=ctx.now())
+
+
+def _finish_error(ctx: Context, submission_id: int, task_id: str, claim: _Claim, reason: str) -> Result | None:
+    with ctx.db.transaction() as session:
+        sub = _owned(session, submission_id, task_id)
+        if sub is None:
+            return None
+        result = _result_row(session, submission_id)
+        result.region, result.outcome, result.message = claim.region, "setup_error", reason
+        result.finished_at = ctx.now()
+        result.turnaround_s = (result.finished_at - claim.received_at).total_seconds()
+        sub.move_to(Status.ERROR, reason[:2000], now=result.finished_at)
+    GRADES.labels("setup_error", claim.region).inc()
+    return result
+
+
+def _result_row(session: Session, submission_id: int) -> Result:
+    """The submission's Result, reset if a crashed run left a partial one."""
+    existing = session.scalars(select(Result).where(Result.submission_id == submission_id)).first()
+    if existing is not None:
+        session.delete(existing)
+        session.flush()
+    result = Result(submission_id=submission_id)
+    session.add(result)
+    return result
+
+
+def _store(
+    ctx: Context, submission_id: int, task_id: str, claim: _Claim, graded: Graded, executor: Executor
+) -> Result | None:
+    ex = graded.execution
+    energy, carbon, intensity = _carbon(ctx, claim.region, ex)
+    with ctx.db.transaction() as session:
+        sub = _owned(session, submission_id, task_id)
+        if sub is None:
+            return None
+        result = _result_row(session, submission_id)
+        now = ctx.now()
+        result.region = claim.region
+        result.worker_id = session.scalars(
+            select(Worker.id).where(Worker.hostname == getattr(executor, "worker", socket.gethostname()))
+        ).first()
+        result.outcome, result.message = ex.outcome, ex.message
+        result.score, result.max_score = graded.score, graded.max_score
+        result.tests = graded.parsed.tests if graded.parsed else None
+        result.raw_results = ex.results
+        result.stdout = (ex.stdout + ("\n--- stderr ---\n" + ex.stderr if ex.stderr else ""))[: 2 * (1 << 20)]
+        result.started_at, result.finished_at = ex.started_at, ex.finished_at
+        result.runtime_s, result.cpu_s = ex.runtime_s, ex.cpu_s
+        result.turnaround_s = (now - claim.received_at).total_seconds()
+        result.energy_kwh, result.carbon_g, result.intensity = energy, carbon, intensity
+        result.agrees = agrees(graded.score, claim.gradescope_score)
+        sub.move_to(STATUS_FOR[ex.outcome], ex.message[:2000], now=now)
+    GRADES.labels(ex.outcome, claim.region).inc()
+    if carbon is not None:
+        CARBON_EMITTED_G.labels(claim.region).inc(carbon)
+    return result
+
+
+def _carbon(ctx: Context, region: str, ex: ExecutionResult) -> tuple[float | None, float | None, float | None]:
+    """Energy (kWh), emissions (g) and mean intensity over the run; None where unknown."""
+    if ex.started_at is None:
+        return None, None, None
+    try:
+        from greengrader.carbon import get_provider
+        from greengrader.carbon.energy import emissions_g, energy_kwh, worker_power_model
+
+        power = _cached(("power", id(ctx.settings)), lambda: worker_power_model(ctx.settings))
+        kwh = energy_kwh(
+            ex.cpu_s if ex.cpu_s is not None else ex.runtime_s,
+            (ex.memory_peak_bytes or 0) / 2**30,
+            ex.runtime_s,
+            power,
+            ctx.settings.pue,
+        )
+        provider = _cached(("provider", id(ctx.settings)), lambda: get_provider(ctx.settings.carbon_source, ctx.settings))
+        grams = emissions_g(provider, ctx.regions.get(region).zone, ex.started_at, ex.runtime_s, kwh)
+    except (ImportError, GreengraderError, ValueError) as exc:
+        log.warning("no carbon figures for this run: %s", exc)
+        return None, None, None
+    return kwh, grams, (grams / kwh if kwh > 0 else None)
+
+
+_CACHE: dict[tuple[str, int], Any] = {}
+
+
+def _cached(key: tuple[str, int], build: Any) -> Any:
+    # Detecting the CPU and loading carbon data take ~1 s: once per worker process.
+    if key not in _CACHE:
+        _CACHE[key] = build()
+    return _CACHE[key]

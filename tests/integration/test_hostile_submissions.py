@@ -1,0 +1,225 @@
+"""Hostile student code under the Docker executor: each attack is contained with a clear
+outcome, the container is gone afterwards and the host is unaffected."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from greengrader.executors.base import ExecutionResult, Job, Limits
+from greengrader.executors.docker import LABEL_JOB, DockerExecutor
+from greengrader.images import ImageBuilder
+from greengrader.settings import load_settings
+
+pytestmark = pytest.mark.docker
+
+# The autograder hands control to the student's attack.sh (as a root autograder that runs
+# student code does), then writes a results.json unless the attack prevents it.
+SOURCE = {
+    "setup.sh": b"#!/bin/sh\nset -e\nmkdir -p /autograder/results\n",
+    "run_autograder": (
+        b"#!/bin/bash\n"
+        b"bash /autograder/submission/attack.sh > >(cat) 2>&1\n"
+        b"[ -e /autograder/results/results.json ] || echo '{\"score\": 1, \"tests\": []}' > /autograder/results/results.json\n"
+    ),
+}
+LIMITS = Limits(timeout_s=4, memory_mb=128, cpus=1.0, pids=64, disk_mb=64, fsize_mb=32,
+                nofile=256, stdout_bytes=64 * 1024, results_bytes=64 * 1024)
+
+
+@pytest.fixture(scope="module")
+def executor(docker_client: Any, base_image: str, tmp_path_factory: pytest.TempPathFactory) -> DockerExecutor:
+    settings = load_settings(home=tmp_path_factory.mktemp("home"), grade_disk_poll_s=0.3)
+    return DockerExecutor(settings, client=docker_client, worker=f"test-{uuid.uuid4().hex[:6]}")
+
+
+@pytest.fixture(scope="module")
+def image(executor: DockerExecutor, docker_client: Any) -> str:
+    return ImageBuilder(executor.settings, client=docker_client).ensure(SOURCE, "hostile").tag
+
+
+@pytest.fixture(autouse=True)
+def no_leftovers(docker_client: Any) -> Iterator[None]:
+    yield
+    left = docker_client.containers.list(all=True, filters={"label": LABEL_JOB})
+    assert [c.name for c in left] == [], "a grading container was left behind"
+
+
+def attack(executor: DockerExecutor, image: str, script: str, limits: Limits = LIMITS) -> ExecutionResult:
+    files = {"submission/attack.sh": script.encode(), "submission_metadata.json": b"{}"}
+    return executor.run(Job(f"hostile-{uuid.uuid4().hex[:8]}", image, files, limits))
+
+
+def host_can_fork() -> bool:
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    return os.waitpid(pid, 0)[1] == 0
+
+
+def test_fork_bomb_is_capped_by_the_pids_limit_and_killed(executor: DockerExecutor, image: str) -> None:
+    started = time.monotonic()
+    result = attack(executor, image, "bomb() { bomb | bomb & }; bomb\nsleep 100\n")
+    assert result.outcome == "timeout"
+    assert "did not finish within 4 s" in result.message
+    assert time.monotonic() - started < LIMITS.timeout_s + 6
+    assert host_can_fork()
+
+
+def test_memory_hog_is_killed_as_out_of_memory(executor: DockerExecutor, image: str) -> None:
+    hog = "exec python3 -c 'a = []\nwhile True: a.append(b\"x\" * (1 << 20))'\n"
+    result = attack(executor, image, hog)
+    assert result.details["oom_killed"] is True
+    # the autograder survived the killed child and still wrote results: graded, with a note
+    assert result.outcome == "graded"
+    assert "ran out of memory (limit 128 MB)" in result.message
+    assert result.memory_peak_bytes is not None and result.memory_peak_bytes <= 129 * 2**20
+
+
+def test_disk_filler_is_stopped_at_the_disk_budget(executor: DockerExecutor, image: str) -> None:
+    script = "i=0\nwhile true; do dd if=/dev/zero of=/autograder/fill$i bs=1M count=16 2>/dev/null; i=$((i+1)); done\n"
+    result = attack(executor, image, script)
+    assert result.outcome == "failed"
+    assert "wrote more than 64 MB to disk" in result.message
+
+
+def test_single_huge_file_is_cut_by_the_file_size_limit(executor: DockerExecutor, image: str) -> None:
+    script = (
+        "dd if=/dev/zero of=/autograder/big bs=1M count=100 2>/dev/null; rc=$?\n"
+        "size=$(stat -c %s /autograder/big)\n"
+        "echo \"{\\\"score\\\": 0, \\\"output\\\": \\\"rc=$rc size=$size\\\"}\" > /autograder/results/results.json\n"
+    )
+    result = attack(executor, image, script)
+    assert result.outcome == "graded"
+    assert result.results is not None
+    assert result.results["output"] == f"rc=153 size={32 << 20}"  # SIGXFSZ at the fsize limit
+
+
+PROBE = r"""
+cat > /tmp/probe.py <<'PY'
+import json, os, socket
+attempts = {}
+for host, port in [("127.0.0.1", 5432), ("127.0.0.1", 6379), ("127.0.0.1", 1883), ("8.8.8.8", 53), ("10.0.3.1", 80)]:
+    s = socket.socket()
+    s.settimeout(1)
+    try:
+        s.connect((host, port))
+        attempts[f"{host}:{port}"] = "connected"
+    except OSError as exc:
+        attempts[f"{host}:{port}"] = type(exc).__name__
+try:
+    socket.getaddrinfo("pypi.org", 443)
+    attempts["dns"] = "resolved"
+except OSError as exc:
+    attempts["dns"] = type(exc).__name__
+attempts["interfaces"] = sorted(os.listdir("/sys/class/net"))
+json.dump({"score": 0, "output": json.dumps(attempts)}, open("/autograder/results/results.json", "w"))
+PY
+python3 /tmp/probe.py
+"""
+
+
+def test_network_exfiltration_to_host_services_is_impossible(executor: DockerExecutor, image: str) -> None:
+    for port in (5432, 6379):  # the host services really are listening
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    result = attack(executor, image, PROBE)
+    assert result.outcome == "graded"
+    attempts = json.loads(result.results["output"])  # type: ignore[index]
+    assert attempts.pop("interfaces") == ["lo"]
+    assert "connected" not in attempts.values() and "resolved" not in attempts.values()
+    assert attempts["127.0.0.1:5432"] == "ConnectionRefusedError"
+
+
+def test_stdout_flood_is_capped(executor: DockerExecutor, image: str) -> None:
+    result = attack(executor, image, "head -c 50000000 /dev/zero | tr '\\0' A\n")
+    assert result.outcome == "graded"
+    assert result.output_truncated
+    assert len(result.stdout.encode()) <= LIMITS.stdout_bytes + 100
+    assert "Output was cut to its last 65536 bytes" in result.message
+
+
+def test_sleeper_past_the_timeout_is_killed(executor: DockerExecutor, image: str) -> None:
+    started = time.monotonic()
+    result = attack(executor, image, "sleep 600\n")
+    assert result.outcome == "timeout"
+    assert LIMITS.timeout_s - 0.5 <= result.runtime_s <= LIMITS.timeout_s + 3
+    assert time.monotonic() - started < LIMITS.timeout_s + 6
+
+
+WRITES = r"""
+out=""
+for target in /etc/greengrader-evil /root/evil /usr/bin/evil; do
+  echo pwned > $target 2>/dev/null && out="$out $target:written" || out="$out $target:refused"
+done
+echo evil > /proc/sys/kernel/hostname 2>/dev/null && out="$out proc:written" || out="$out proc:refused"
+mount -t tmpfs none /mnt 2>/dev/null && out="$out mount:ok" || out="$out mount:refused"
+echo 1 > /proc/sysrq-trigger 2>/dev/null && out="$out sysrq:written" || out="$out sysrq:refused"
+[ -e /etc/greengrader-evil-previous ] && out="$out previous:seen" || out="$out previous:absent"
+echo x > /etc/greengrader-evil-previous
+echo "{\"score\": 0, \"output\": \"$out\"}" > /autograder/results/results.json
+"""
+
+
+def test_writes_outside_autograder_stay_in_the_throwaway_container(executor: DockerExecutor, image: str) -> None:
+    first = attack(executor, image, WRITES)
+    second = attack(executor, image, WRITES)
+    for result in (first, second):
+        assert result.outcome == "graded"
+        output = result.results["output"]  # type: ignore[index]
+        # root may write into its own container layer (Gradescope semantics) ...
+        assert "/etc/greengrader-evil:written" in output
+        # ... but not into the kernel, mounts or the host
+        assert "proc:refused" in output and "mount:refused" in output and "sysrq:refused" in output
+        assert "previous:absent" in output  # every job starts from a fresh container
+    assert not os.path.exists("/etc/greengrader-evil")
+
+
+def test_oversized_results_json_is_rejected(executor: DockerExecutor, image: str) -> None:
+    script = "python3 -c \"import json; json.dump({'score': 1, 'output': 'x' * 200000}, open('/autograder/results/results.json', 'w'))\"\n"
+    result = attack(executor, image, script)
+    assert result.outcome == "failed"
+    assert "too large" in result.message
+
+
+def test_results_json_symlink_to_a_secret_is_refused(executor: DockerExecutor, image: str) -> None:
+    result = attack(executor, image, "ln -sf /etc/shadow /autograder/results/results.json\n")
+    assert result.outcome == "failed"
+    assert "not a regular file" in result.message
+
+
+def test_results_json_with_foreign_owner_and_no_permissions_is_still_read(executor: DockerExecutor, image: str) -> None:
+    script = (
+        "echo '{\"score\": 3, \"tests\": []}' > /autograder/results/results.json\n"
+        "chown 12345:12345 /autograder/results/results.json; chmod 000 /autograder/results/results.json\n"
+    )
+    result = attack(executor, image, script)
+    assert result.outcome == "graded"
+    assert result.results == {"score": 3, "tests": []}
+
+
+def test_process_surviving_the_autograder_dies_with_the_container(executor: DockerExecutor, image: str) -> None:
+    script = "setsid nohup sh -c 'sleep 1000' >/dev/null 2>&1 &\nnohup sleep 1000 >/dev/null 2>&1 &\ndisown -a\n"
+    started = time.monotonic()
+    result = attack(executor, image, script)
+    assert result.outcome == "graded"
+    assert time.monotonic() - started < 3  # nobody waited for the survivors
+
+
+def test_strict_mode_has_a_read_only_root_and_no_root_user(executor: DockerExecutor, image: str) -> None:
+    script = (
+        "out=$(id -u)\n"
+        "echo x > /etc/evil 2>/dev/null && out=\"$out etc:written\" || out=\"$out etc:refused\"\n"
+        "echo x > /tmp/ok && out=\"$out tmp:written\"\n"
+        "echo \"{\\\"score\\\": 0, \\\"output\\\": \\\"$out\\\"}\" > /autograder/results/results.json\n"
+    )
+    strict = Limits(**{**LIMITS.__dict__, "strict": True})
+    result = attack(executor, image, script, strict)
+    assert result.outcome == "graded", result.message
+    assert result.results["output"] == "65534 etc:refused tmp:written"  # type: ignore[index]
