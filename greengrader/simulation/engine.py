@@ -165,7 +165,9 @@ def decision_grid(values: FloatArray, span: int) -> FloatArray:
 
 # -- deciding ----------------------------------------------------------------------------
 
-Decide = Callable[[IntArray, "BoolArray | None"], tuple[IntArray, IntArray]]
+#: ``decide(jobs, remaining)``: choices for ``jobs`` given the free starts per (region, step)
+#: (``None``: no capacity limit).
+Decide = Callable[[IntArray, "IntArray | None"], tuple[IntArray, IntArray]]
 
 
 class _Decider:
@@ -184,26 +186,29 @@ class _Decider:
             self._grids[span] = decision_grid(self.grid.values, span)
         return self._grids[span]
 
-    def __call__(self, jobs: IntArray, feasible: BoolArray | None) -> tuple[IntArray, IntArray]:
+    def __call__(self, jobs: IntArray, remaining: IntArray | None) -> tuple[IntArray, IntArray]:
+        decide = self._oracle if self.forecast == "oracle" else self._forecasted
+        spans = self.win.span[jobs]
+        lo_span, hi_span = int(spans.min()), int(spans.max())
+        if lo_span == hi_span:  # the usual case: every run shorter than a step
+            return decide(jobs, self._grid(lo_span), remaining)
         region = np.full(jobs.size, NO_CHOICE, dtype=np.int64)
         step = np.full(jobs.size, NO_CHOICE, dtype=np.int64)
-        spans = self.win.span[jobs]
         for span in np.unique(spans):
             sel = np.nonzero(spans == span)[0]
-            decide = self._oracle if self.forecast == "oracle" else self._forecasted
-            region[sel], step[sel] = decide(jobs[sel], self._grid(int(span)), feasible)
+            region[sel], step[sel] = decide(jobs[sel], self._grid(int(span)), remaining)
         return region, step
 
-    def _oracle(self, jobs: IntArray, g: FloatArray, feasible: BoolArray | None) -> tuple[IntArray, IntArray]:
+    def _oracle(self, jobs: IntArray, g: FloatArray, remaining: IntArray | None) -> tuple[IntArray, IntArray]:
         first, n = self.win.first[jobs], self.win.n_starts[jobs]
         lo, hi = int(first.min()), int((first + n).max())
-        mask = None if feasible is None else feasible[:, lo:hi]
+        mask = None if remaining is None else remaining[:, lo:hi] > 0
         r, t = self.policy.choose_grid(
             g[:, lo:hi], first - lo, n, mask, jobs=jobs, regions=self.grid.regions,
         )
         return r, np.where(t >= 0, t + lo, NO_CHOICE)
 
-    def _forecasted(self, jobs: IntArray, g: FloatArray, feasible: BoolArray | None) -> tuple[IntArray, IntArray]:
+    def _forecasted(self, jobs: IntArray, g: FloatArray, remaining: IntArray | None) -> tuple[IntArray, IntArray]:
         # Every job decided at the same step with the same number of starts sees the same
         # forecast cube, so decide once per distinct (first step, starts) and gather.
         first, n = self.win.first[jobs], self.win.n_starts[jobs]
@@ -217,8 +222,8 @@ class _Decider:
         cube = g[:, src].transpose(1, 0, 2)
         ok = np.broadcast_to((np.arange(n_max)[None, :] < u_n[:, None])[:, None, :], cube.shape)
         tgt = np.minimum(target, g.shape[1] - 1)
-        if feasible is not None:
-            ok = ok & feasible[:, tgt].transpose(1, 0, 2)
+        if remaining is not None:
+            ok = ok & (remaining[:, tgt] > 0).transpose(1, 0, 2)
         r, s = self.policy.choose(cube, ok, jobs=np.zeros(uniq.size, dtype=np.int64),
                                   regions=self.grid.regions)
         steps = np.where(s >= 0, u_first + s, NO_CHOICE)
@@ -256,14 +261,13 @@ def place_with_capacity(
     lo = 0
     while lo < n_jobs:
         jobs = np.arange(lo, min(n_jobs, lo + block), dtype=np.int64)
-        r, t = decide(jobs, remaining > 0)
+        r, t = decide(jobs, remaining)
         ok = r >= 0
         cell = np.where(ok, r * n_steps + t, -1)
         over = ok & (_cells_positions(cell) >= flat[np.maximum(cell, 0)])
         k = int(np.argmax(over)) if over.any() else jobs.size
         region[lo: lo + k], step[lo: lo + k] = r[:k], t[:k]
-        taken = cell[:k][ok[:k]]
-        flat -= np.bincount(taken, minlength=flat.size).astype(np.int64)
+        np.subtract.at(flat, cell[:k][ok[:k]], 1)
         lo += k
     return region, step
 
@@ -287,11 +291,13 @@ def _realise(
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     grid = decider.grid
     start = np.where(step == win.first, trace.arrival_s, grid.start_s + step * float(grid.step_s))
-    intensity = np.empty(region.size)
-    for span in np.unique(win.span):
-        sel = win.span == span
-        g = decider.actual(int(span))
-        intensity[sel] = g[region[sel], step[sel]]
+    if win.span.min() == win.span.max():
+        intensity = decider.actual(int(win.span[0]))[region, step]
+    else:
+        intensity = np.empty(region.size)
+        for span in np.unique(win.span):
+            sel = win.span == span
+            intensity[sel] = decider.actual(int(span))[region[sel], step[sel]]
     kwh = trace.runtime_s * config.watts * config.pue / J_PER_KWH
     return start, intensity, kwh * intensity
 
