@@ -218,7 +218,7 @@ class Placer:
         self._cache: dict[tuple[tuple[str, ...], float], _Stack] = {}
 
     # -- inputs --------------------------------------------------------------------------
-    def _candidates(self, names: Sequence[str] | None) -> list[Region]:
+    def candidate_regions(self, names: Sequence[str] | None) -> list[Region]:
         if names is None:
             return [r for r in self.regions if r.enabled]
         by_name = {r.name: r for r in self.regions}
@@ -293,7 +293,7 @@ class Placer:
         self, names: Sequence[str] | None, reqs: Sequence[PlacementRequest], now: datetime,
         loads: Mapping[str, RegionLoad],
     ) -> list[Placement | SchedulingError]:
-        regions = self._candidates(names)
+        regions = self.candidate_regions(names)
         if not regions:
             return [SchedulingError("no candidate regions (all disabled?)") for _ in reqs]
         now_s = as_utc(now).timestamp()
