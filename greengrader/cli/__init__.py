@@ -15,6 +15,7 @@ from greengrader import __version__
 from greengrader.errors import GreengraderError
 
 COMMAND_MODULES: tuple[str, ...] = (
+    "greengrader.cli.carbon",
     "greengrader.cli.db",
     "greengrader.cli.ops",
     "greengrader.cli.bridge",
