@@ -14,14 +14,20 @@ import argparse
 import os
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
 from greengrader.carbon.dataset import DatasetProvider
 from greengrader.carbon.store import CarbonStore
-from greengrader.simulation.engine import SimulationConfig, simulate
+from greengrader.simulation.engine import (
+    SimulationConfig,
+    Windows,
+    capacity_per_region,
+    run_policy,
+    simulate,
+)
 from greengrader.simulation.grid import CarbonGrid
 from greengrader.simulation.traces import ArrivalModel
 
@@ -70,12 +76,10 @@ def main() -> None:
         for cap in (None, (args.capacity,)):
             cfg = SimulationConfig(policies=(policy,), slack_s=slack, forecasts=("oracle",),
                                    capacity=cap, respect_deadlines=False)
-            from greengrader.simulation.engine import Windows, _one_run, _capacity
-
             win = Windows.of(trace, grid, slack, False)
-            c = _capacity(cfg, len(grid.regions))
+            c = capacity_per_region(cfg, len(grid.regions))
             t = time.perf_counter()
-            run = _one_run(policy, "oracle", c, trace, grid, win, cfg)
+            run = run_policy(policy, "oracle", c, trace, grid, win, cfg)
             dt = time.perf_counter() - t
             label = "capacity-limited" if cap else "capacity-free   "
             print(f"{policy:16s} {label} {dt:6.3f} s  total {run.total_g / 1000:10.1f} kg")

@@ -170,7 +170,7 @@ def decision_grid(values: FloatArray, span: int) -> FloatArray:
 Decide = Callable[[IntArray, "IntArray | None"], tuple[IntArray, IntArray]]
 
 
-class _Decider:
+class PolicyDecider:
     """Decisions of one policy under one forecast for a subset of jobs."""
 
     def __init__(self, policy: Policy, forecast: str, grid: CarbonGrid, win: Windows) -> None:
@@ -274,7 +274,7 @@ def place_with_capacity(
 
 # -- the simulation ----------------------------------------------------------------------
 
-def _capacity(config: SimulationConfig, n_regions: int) -> IntArray | None:
+def capacity_per_region(config: SimulationConfig, n_regions: int) -> IntArray | None:
     if config.capacity is None:
         return None
     cap = np.asarray(config.capacity, dtype=np.float64)
@@ -286,7 +286,7 @@ def _capacity(config: SimulationConfig, n_regions: int) -> IntArray | None:
 
 
 def _realise(
-    trace: Trace, win: Windows, decider: _Decider, config: SimulationConfig,
+    trace: Trace, win: Windows, decider: PolicyDecider, config: SimulationConfig,
     region: IntArray, step: IntArray,
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     grid = decider.grid
@@ -302,13 +302,13 @@ def _realise(
     return start, intensity, kwh * intensity
 
 
-def _one_run(
+def run_policy(
     policy_name: str, forecast: str, capacity: IntArray | None, trace: Trace, grid: CarbonGrid,
     win: Windows, config: SimulationConfig,
 ) -> Run:
     t0 = time.perf_counter()
     policy = get_policy(policy_name, seed=config.seed, static_region=config.static_region)
-    decide = _Decider(policy, forecast, grid, win)
+    decide = PolicyDecider(policy, forecast, grid, win)
     all_jobs = np.arange(len(trace), dtype=np.int64)
     if capacity is None:
         region, step = decide(all_jobs, None)
@@ -348,13 +348,13 @@ def simulate(
         raise SimulationError("the trace is empty")
     t0 = time.perf_counter()
     win = Windows.of(trace, grid, config.slack_s, config.respect_deadlines)
-    capacity = _capacity(config, len(grid.regions))
+    capacity = capacity_per_region(config, len(grid.regions))
     todo = plan(config)
     runs = []
     for i, (name, forecast, limited) in enumerate(todo):
         if progress is not None:
             progress(f"{name} [{forecast}]" + (" capacity" if limited else ""), i, len(todo))
-        runs.append(_one_run(name, forecast, capacity if limited else None, trace, grid, win, config))
+        runs.append(run_policy(name, forecast, capacity if limited else None, trace, grid, win, config))
     if progress is not None:
         progress("done", len(todo), len(todo))
     result = SimulationResult(config, trace, grid, runs, seconds=time.perf_counter() - t0)

@@ -17,9 +17,9 @@ from greengrader.errors import ConfigError, SimulationError
 from greengrader.scheduling.policies import get_policy
 from greengrader.simulation.engine import (
     J_PER_KWH,
+    PolicyDecider,
     SimulationConfig,
     Windows,
-    _Decider,
     place_with_capacity,
     simulate,
 )
@@ -154,7 +154,7 @@ def test_capacity_limited_equals_deciding_one_job_at_a_time() -> None:
     win = Windows.of(trace, grid, slack, True)
     cap = np.array([2, 1, 3])
     for name in ("spatio-temporal", "carbon-optimal", "static", "round-robin"):
-        decider = _Decider(get_policy(name, static_region=0), "oracle", grid, win)
+        decider = PolicyDecider(get_policy(name, static_region=0), "oracle", grid, win)
         region, step = place_with_capacity(decider, len(trace), cap, grid.n_steps, block=16)
         remaining = np.repeat(cap[:, None], grid.n_steps, axis=1)
         for j in range(len(trace)):
