@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "greengrader.cli.db",
     "greengrader.cli.ops",
     "greengrader.cli.bridge",
+    "greengrader.cli.simulation",
 )
 
 
