@@ -60,11 +60,14 @@ INIT = "deliver"
 TIMEOUT_RC = 124  # coreutils `timeout` exit status when the limit fired
 OVERRUN_S = 60.0  # beyond the Job's own deadline we stop waiting for the controller
 
+# Copies the image's /autograder (not readable files fail loudly), then the submission. A
+# run_autograder shipped in the job files (as the opt-in cluster test does) is made executable.
 INIT_SCRIPT = r"""
 set -eu
-cp -R /autograder/. /work/
+if [ -d /autograder ]; then cp -R /autograder/. /work/; fi
 mkdir -p /work/results /work/submission /work/.greengrader
 tar -xzf /payload/submission.tar.gz -C /work --no-same-owner --no-same-permissions
+if [ -f /work/run_autograder ]; then chmod u+x /work/run_autograder; fi
 """
 
 # $1 time limit (s), $2 nonce, $3 output cap, $4 results cap, $5 fsize (512-byte blocks),
