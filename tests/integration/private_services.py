@@ -12,6 +12,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -77,9 +78,11 @@ class PrivateRedis:
 class PrivatePostgres:
     """A cluster made with initdb in a temporary directory (as ``postgres`` when root)."""
 
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.datadir = workdir / "data"
+    def __init__(self) -> None:
+        # Outside pytest's tmp tree: pytest re-chmods that 0700 whenever any session starts,
+        # which would lock the postgres user out mid-test.
+        self.workdir = Path(tempfile.mkdtemp(prefix="gg-pg-"))
+        self.datadir = self.workdir / "data"
         self.port = free_port()
         self.bindir = Path(sorted(Path("/usr/lib/postgresql").glob("*/bin"))[-1])
 
@@ -94,14 +97,9 @@ class PrivatePostgres:
         subprocess.run([*prefix, *argv], check=True, capture_output=True, timeout=120)
 
     def init(self) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             entry = pwd.getpwnam("postgres")
             os.chown(self.workdir, entry.pw_uid, entry.pw_gid)
-            # initdb as postgres must traverse the pytest tmp tree (created 0700 for root).
-            for parent in list(self.workdir.parents)[:4]:
-                if str(parent).startswith("/tmp/"):
-                    parent.chmod(parent.stat().st_mode | 0o711)
         self._run(str(self.bindir / "initdb"), "-D", str(self.datadir), "-U", "postgres",
                   "--auth=trust", "-E", "UTF8", "--no-sync")
 
