@@ -7,6 +7,8 @@
 #
 # Usage: deploy/mosquitto/setup.sh [-o DIR] [-n HOSTNAME]... [--chown UID:GID] [--no-certs] COURSE...
 #   COURSE       course account name: publishes to submissions/COURSE, reads receipts/COURSE/#
+# Fixed accounts: bridge (reads submissions/#, workers/register; writes receipts/#), monitor
+# (connects only, for greengrader health), worker (writes workers/register).
 #   -o DIR       output directory (default: this script's directory, i.e. deploy/mosquitto)
 #   -n HOSTNAME  extra DNS name for the server certificate (repeatable)
 #   --chown U:G  owner of the generated files (1883:1883 is the eclipse-mosquitto image's user)
@@ -38,8 +40,8 @@ for tool in mosquitto_passwd openssl; do
   command -v "$tool" >/dev/null || { echo "setup.sh: $tool not found (apt-get install mosquitto openssl)" >&2; exit 1; }
 done
 for course in "${courses[@]}"; do
-  if ! [[ "$course" =~ ^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$ ]] || [ "$course" = bridge ] || [ "$course" = monitor ]; then
-    echo "setup.sh: invalid course account '$course' (letters, digits, _ . -; not bridge/monitor)" >&2
+  if ! [[ "$course" =~ ^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$ ]] || [[ "$course" =~ ^(bridge|monitor|worker)$ ]]; then
+    echo "setup.sh: invalid course account '$course' (letters, digits, _ . -; not bridge, monitor or worker)" >&2
     exit 2
   fi
 done
@@ -53,7 +55,7 @@ password_for() {  # existing password, or a new random one saved for the operato
   tr -d '\n' <"$file"
 }
 
-accounts=(bridge monitor "${courses[@]}")
+accounts=(bridge monitor worker "${courses[@]}")
 tmp="$(mktemp "$out/.passwd.XXXXXX")"
 trap 'rm -f "$tmp" "$out/.acl.tmp"' EXIT
 : >"$tmp"
@@ -72,6 +74,11 @@ mv "$tmp" "$out/passwd"
   echo "user bridge"
   echo "topic read submissions/#"
   echo "topic write receipts/#"
+  echo "topic read workers/register"
+  echo
+  echo "# Bare-metal grading hosts announce their hardware (the original workers/register message)."
+  echo "user worker"
+  echo "topic write workers/register"
   echo
   echo "# greengrader health connects as monitor: a successful CONNECT is all it needs."
   echo "user monitor"
@@ -79,7 +86,7 @@ mv "$tmp" "$out/passwd"
   for course in "${courses[@]}"; do
     echo
     echo "user $course"
-    echo "topic write submissions/$course/#"
+    echo "topic write submissions/$course"
     echo "topic read receipts/$course/#"
   done
 } >"$out/.acl.tmp"

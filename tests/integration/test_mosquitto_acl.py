@@ -109,12 +109,19 @@ def test_course_publishes_only_to_its_own_topic(connect: Any, broker: PrivateMos
     bridge = connect("bridge")
     assert bridge.accepted
     bridge.subscribe("$share/bridge/submissions/#")
+    bridge.subscribe("$share/bridge/workers/register")
     course = connect("cs101")
     course.publish("submissions/cs102", b"forged")  # another course's topic: dropped
     course.publish("submissions", b"bare")  # the unscoped topic: dropped
     course.publish("receipts/cs101/1", b"fake receipt")  # not the bridge: dropped
+    course.publish("submissions/cs101/deeper", b"nested")  # the bridge reads submissions/+ only
+    course.publish("workers/register", b"{}")  # only the worker account registers hosts
     course.publish("submissions/cs101", b"mine")
-    assert bridge.received() == [("submissions/cs101", b"mine")]
+    connect("worker").publish("workers/register", b'{"hostname": "h1"}')
+    assert sorted(bridge.received()) == [
+        ("submissions/cs101", b"mine"),
+        ("workers/register", b'{"hostname": "h1"}'),
+    ]
 
 
 def test_bridge_cannot_publish_submissions(connect: Any) -> None:
@@ -156,7 +163,7 @@ def test_rerunning_setup_keeps_passwords(broker: PrivateMosquitto, tmp_path: Pat
     )
     assert broker.password("cs101") == before
     acl = (broker.workdir / "acl").read_text()
-    assert "user cs103\ntopic write submissions/cs103/#\ntopic read receipts/cs103/#" in acl
+    assert "user cs103\ntopic write submissions/cs103\ntopic read receipts/cs103/#" in acl
     assert "pattern" not in acl
     bad = subprocess.run([str(MOSQUITTO_DIR / "setup.sh"), "-o", str(tmp_path), "bridge"], capture_output=True)
     assert bad.returncode == 2
