@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "greengrader.cli.ops",
     "greengrader.cli.bridge",
     "greengrader.cli.simulation",
+    "greengrader.cli.workers",
 )
 
 

@@ -151,3 +151,14 @@ def test_celery_worker_registers_with_region_and_heartbeats(
         time.sleep(0.5)
     else:
         raise AssertionError((tmp_path / "worker.log").read_text()[-3000:])
+
+
+def test_cli_lists_registered_workers(context: Context) -> None:
+    from click.testing import CliRunner
+
+    from greengrader.cli import cli
+
+    register_worker(context, ORIGINAL_MESSAGE)
+    result = CliRunner().invoke(cli, ["workers", "list"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "grader-7" in result.output and "192.0 GiB" in result.output

@@ -147,3 +147,24 @@ def test_network_policy_denies_all_egress_for_graders() -> None:
     pod_labels = _job_manifest()["spec"]["template"]["metadata"]["labels"]
     selector = policy["spec"]["podSelector"]["matchLabels"]
     assert selector.items() <= pod_labels.items()
+
+
+def test_cli_prints_appliable_manifests(monkeypatch: pytest.MonkeyPatch) -> None:
+    import yaml
+    from click.testing import CliRunner
+
+    from greengrader.cli import cli
+    from greengrader.settings import get_settings
+
+    monkeypatch.setenv("GREENGRADER_K8S_NAMESPACE", "grading-test")
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(cli, ["k8s", "manifests"], catch_exceptions=False)
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0
+    docs = list(yaml.safe_load_all(result.output))
+    assert [d["kind"] for d in docs] == ["Namespace", "NetworkPolicy"]
+    assert docs[1]["metadata"]["namespace"] == "grading-test"
+    for doc in docs:
+        kubernetes_validate.validate(doc, VERSIONS[-1], strict=True)
