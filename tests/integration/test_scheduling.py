@@ -1,0 +1,265 @@
+"""The schedule decision and the beat sweep on real Postgres and Redis, with real hourly
+carbon data and an injected clock (no sleeps)."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from celery import Celery
+from kombu import Queue
+
+from greengrader.carbon.dataset import DatasetProvider
+from greengrader.carbon.store import CarbonStore
+from greengrader.context import Context
+from greengrader.db import Database
+from greengrader.models import Assignment, Course, Decision, Status, StatusEvent, Submission
+from greengrader.scheduling.service import schedule_submission
+from greengrader.scheduling.sweep import run_sweep
+from greengrader.settings import Settings
+
+NOW = datetime(2023, 5, 10, 18, 30, tzinfo=UTC)
+_ids = itertools.count(1000)
+
+
+class Clock:
+    def __init__(self, t: datetime) -> None:
+        self.t = t
+
+    def __call__(self) -> datetime:
+        return self.t
+
+
+def celery_for(ctx: Context, broker: str) -> Celery:
+    app = Celery("greengrader-test", broker=broker, set_as_current=False)
+    app.conf.task_queues = [Queue("scheduling")] + [Queue(r.queue_name) for r in ctx.regions.enabled()]
+    app.conf.task_create_missing_queues = False
+    app.conf.task_default_queue = "scheduling"
+    app.conf.broker_connection_retry = False
+    app.conf.broker_connection_max_retries = 0
+    app.conf.task_publish_retry = False
+    return app
+
+
+@pytest.fixture(scope="module")
+def carbon_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One home for the module so the parsed carbon data cache is built once."""
+    return tmp_path_factory.mktemp("carbon-home")
+
+
+@pytest.fixture
+def make_ctx(env_settings: Settings, database: Database, redis_url: str, carbon_dir: Path, carbon_home: Path) -> Iterator[Any]:
+    def make(broker: str = redis_url, **overrides: Any) -> Context:
+        settings = env_settings.model_copy(update={
+            "home": carbon_home,
+            "carbon_source": "dataset", "carbon_data_dir": carbon_dir / "electricitymaps_greendcc",
+            "forecast": "oracle", **overrides,
+        })
+        ctx = Context.from_settings(settings)
+        ctx.db = database
+        ctx.clock = Clock(NOW)
+        ctx.app = celery_for(ctx, broker)
+        return ctx
+
+    yield make
+
+
+@pytest.fixture
+def rds(redis_url: str) -> redis.Redis:
+    return redis.Redis.from_url(redis_url)
+
+
+def add_submissions(db: Database, n: int, *, status: Status = Status.RECEIVED, at: datetime = NOW,
+                    **fields: Any) -> list[int]:
+    with db.transaction() as session:
+        assignment = session.query(Assignment).first()
+        if assignment is None:
+            assignment = Assignment(course=Course(gradescope_id=1, name="cs124"), gradescope_id=2, version="v1")
+        subs = [
+            Submission(gradescope_id=i, assignment=assignment, sha256=f"{i:064d}", size=1,
+                       metadata_json={}, received_at=at, updated_at=at, status=status.value, **fields)
+            for i in itertools.islice(_ids, n)
+        ]
+        session.add_all(subs)
+        session.flush()
+        return [s.id for s in subs]
+
+
+def queued_grades(rds: redis.Redis, queue: str) -> list[int]:
+    """Submission ids of the ``grade`` messages waiting in a region's Redis list."""
+    out = []
+    for raw in rds.lrange(queue, 0, -1):
+        msg = json.loads(raw)
+        assert msg["headers"]["task"] == "greengrader.grade"
+        args = json.loads(base64.b64decode(msg["body"]))[0]
+        out.append(int(args[0]))
+    return out
+
+
+def status_of(db: Database, sid: int) -> Submission:
+    with db.session() as session:
+        sub = session.get(Submission, sid)
+        assert sub is not None
+        session.expunge(sub)
+        return sub
+
+
+def intensities_now(carbon_dir: Path, ctx: Context) -> dict[str, float]:
+    provider = DatasetProvider(CarbonStore(ctx.settings.home, carbon_dir / "electricitymaps_greendcc"))
+    return {r.name: provider.series(r.zone, NOW, NOW + timedelta(hours=1)).at(NOW) for r in ctx.regions.enabled()}
+
+
+def test_due_submission_goes_to_the_greenest_region_queue(
+    make_ctx: Any, rds: redis.Redis, carbon_dir: Path
+) -> None:
+    ctx = make_ctx()
+    (sid,) = add_submissions(ctx.db, 1)
+    decision = schedule_submission(ctx, sid)
+    assert decision is not None
+    truth = intensities_now(carbon_dir, ctx)
+    best = min(truth, key=lambda r: truth[r])
+    assert decision.region == best and decision.fallback is None
+    assert decision.candidates[best]["intensity"] == pytest.approx(truth[best])
+    assert queued_grades(rds, f"region-{best}") == [sid]
+    for region in ctx.regions.enabled():
+        if region.name != best:
+            assert rds.llen(region.queue_name) == 0
+    sub = status_of(ctx.db, sid)
+    assert (sub.status, sub.region, sub.not_before) == (Status.QUEUED.value, best, NOW)
+    # A second delivery of the same task changes nothing and sends nothing.
+    assert schedule_submission(ctx, sid) is None
+    assert rds.llen(f"region-{best}") == 1
+
+
+def _delayed_time(ctx: Context) -> datetime:
+    """A decision time (from the real data) at which waiting up to 6 h is greener."""
+    from greengrader.scheduling.placement import PlacementRequest
+    from greengrader.scheduling.service import build_placer
+
+    placer = build_placer(ctx)
+    for hour in range(0, 24 * 14, 5):
+        t = NOW + timedelta(hours=hour)
+        p = placer.place(PlacementRequest(earliest=t, runtime_s=60, max_delay_s=6 * 3600), t)
+        if p.start > t:
+            return t
+    raise AssertionError("no delayed placement found in two weeks of data")
+
+
+def test_delayed_start_stays_in_the_database_until_the_sweep_releases_it(
+    make_ctx: Any, rds: redis.Redis
+) -> None:
+    ctx = make_ctx(policy="spatio-temporal", max_delay_s=6 * 3600)
+    t0 = _delayed_time(ctx)
+    ctx.clock = Clock(t0)
+    (sid,) = add_submissions(ctx.db, 1, at=t0)
+    decision = schedule_submission(ctx, sid)
+    assert decision is not None and t0 < decision.start_at <= t0 + timedelta(hours=6)
+    queue = ctx.regions.get(decision.region).queue_name
+    assert status_of(ctx.db, sid).status == Status.SCHEDULED.value
+    assert rds.llen(queue) == 0  # no ETA message in the broker
+    ctx.clock = Clock(decision.start_at - timedelta(seconds=1))
+    assert not run_sweep(ctx).released
+    assert rds.llen(queue) == 0
+    ctx.clock = Clock(decision.start_at)
+    assert run_sweep(ctx).released == [sid]
+    assert queued_grades(rds, queue) == [sid]
+    assert status_of(ctx.db, sid).status == Status.QUEUED.value
+    assert not run_sweep(ctx).released  # released once only
+
+
+def test_sweep_resends_schedule_for_stale_received(make_ctx: Any, rds: redis.Redis) -> None:
+    ctx = make_ctx()
+    stale = add_submissions(ctx.db, 2, at=NOW - timedelta(seconds=ctx.settings.received_grace_s + 1))
+    add_submissions(ctx.db, 1, at=NOW)  # fresh: the bridge's own schedule is still on its way
+    report = run_sweep(ctx)
+    assert sorted(report.rescheduled) == sorted(stale)
+    sent = [json.loads(base64.b64decode(json.loads(m)["body"]))[0][0] for m in rds.lrange("scheduling", 0, -1)]
+    assert sorted(sent) == sorted(stale)
+    assert not run_sweep(ctx).rescheduled  # the claim touched them: not again within the grace
+
+
+def test_sweep_requeues_stuck_jobs_then_gives_up(make_ctx: Any, rds: redis.Redis) -> None:
+    ctx = make_ctx()
+    s = ctx.settings
+    old = NOW - timedelta(seconds=s.grade_timeout_s + s.stuck_margin_s + 1)
+    dead = add_submissions(ctx.db, 1, status=Status.RUNNING, at=old, region="us-east", attempts=1, task_id="t1")
+    lost = add_submissions(ctx.db, 1, status=Status.QUEUED, at=old, region="us-west", attempts=0)
+    spent = add_submissions(ctx.db, 1, status=Status.RUNNING, at=old, region="us-east", attempts=s.max_attempts)
+    fresh = add_submissions(ctx.db, 1, status=Status.RUNNING, at=NOW, region="us-east", attempts=1)
+    report = run_sweep(ctx)
+    assert sorted(report.requeued) == sorted(dead + lost)
+    assert report.errored == spent
+    assert queued_grades(rds, "region-us-east") == dead and queued_grades(rds, "region-us-west") == lost
+    assert status_of(ctx.db, dead[0]).task_id is None
+    assert status_of(ctx.db, lost[0]).attempts == 1
+    gave_up = status_of(ctx.db, spent[0])
+    assert gave_up.status == Status.ERROR.value and "gave up" in (gave_up.status_reason or "")
+    assert status_of(ctx.db, fresh[0]).status == Status.RUNNING.value
+    with ctx.db.session() as session:
+        events = session.query(StatusEvent).filter_by(submission_id=spent[0]).all()
+        assert [(e.from_status, e.to_status) for e in events] == [("running", "error")]
+
+
+def test_two_concurrent_sweeps_never_dispatch_a_job_twice(make_ctx: Any, rds: redis.Redis) -> None:
+    ctx_a, ctx_b = make_ctx(), make_ctx()
+    ids = add_submissions(ctx_a.db, 300, status=Status.SCHEDULED, at=NOW - timedelta(minutes=1),
+                          region="us-west", not_before=NOW - timedelta(seconds=1))
+    start = threading.Barrier(2)
+    released: dict[str, list[int]] = {"a": [], "b": []}
+
+    def sweep(ctx: Context, key: str) -> None:
+        start.wait()
+        while True:
+            report = run_sweep(ctx, limit=7)
+            if not report.released:
+                return
+            released[key] += report.released
+
+    threads = [threading.Thread(target=sweep, args=(c, k)) for c, k in ((ctx_a, "a"), (ctx_b, "b"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    both = released["a"] + released["b"]
+    assert sorted(both) == sorted(ids)  # every job released, none twice
+    assert released["a"] and released["b"]  # both sweeps really ran concurrently
+    in_queue = queued_grades(rds, "region-us-west")
+    assert sorted(in_queue) == sorted(ids)
+
+
+def test_cas_down_falls_back_in_process_and_records_it(make_ctx: Any, rds: redis.Redis) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port with nothing listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = make_ctx(cas_url=f"http://127.0.0.1:{port}", cas_timeout_s=0.5, cas_retries=1)
+    (sid,) = add_submissions(ctx.db, 1)
+    decision = schedule_submission(ctx, sid)
+    assert decision is not None
+    assert decision.fallback is not None and "CAS" in decision.fallback and str(port) in decision.fallback
+    assert decision.candidates  # the in-process policy's view is stored
+    with ctx.db.session() as session:
+        stored = session.query(Decision).filter_by(submission_id=sid).one()
+        assert stored.fallback == decision.fallback
+    assert queued_grades(rds, ctx.regions.get(decision.region).queue_name) == [sid]
+
+
+def test_failed_enqueue_is_left_for_the_sweep(make_ctx: Any, rds: redis.Redis) -> None:
+    broken = make_ctx(broker="redis://127.0.0.1:1/0")
+    (sid,) = add_submissions(broken.db, 1)
+    decision = schedule_submission(broken, sid)
+    assert decision is not None
+    sub = status_of(broken.db, sid)
+    assert sub.status == Status.SCHEDULED.value and "enqueue failed" in (sub.status_reason or "")
+    healthy = make_ctx()
+    assert run_sweep(healthy).released == [sid]
+    assert queued_grades(rds, healthy.regions.get(decision.region).queue_name) == [sid]
