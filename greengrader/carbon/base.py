@@ -6,6 +6,7 @@ All times are timezone-aware UTC ``datetime``; values are gCO2eq/kWh.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -45,6 +46,8 @@ class IntensitySeries:
     forecast: bool = False
     # Import notes (gaps filled, duplicates dropped...) carried for reporting only.
     notes: tuple[str, ...] = field(default=())
+    _start_s: float = field(init=False, repr=False, default=0.0)
+    _end_s: float = field(init=False, repr=False, default=0.0)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "start", as_utc(self.start))
@@ -54,13 +57,16 @@ class IntensitySeries:
             raise CarbonDataError(f"{self.zone}: step must be positive, got {self.step_s}")
         if values.ndim != 1 or values.size == 0:
             raise CarbonDataError(f"{self.zone}: a series needs a non-empty 1-D value array")
+        # Plain floats: the hot query paths avoid datetime arithmetic.
+        object.__setattr__(self, "_start_s", self.start.timestamp())
+        object.__setattr__(self, "_end_s", self._start_s + self.step_s * values.size)
 
     def __len__(self) -> int:
         return int(self.values.size)
 
     @property
     def start_s(self) -> float:
-        return self.start.timestamp()
+        return self._start_s
 
     @property
     def end(self) -> datetime:
@@ -68,7 +74,7 @@ class IntensitySeries:
 
     @property
     def end_s(self) -> float:
-        return self.start_s + self.step_s * len(self)
+        return self._end_s
 
     def times(self) -> npt.NDArray[np.datetime64]:
         """Start of every step as ``datetime64[s]`` (UTC)."""
@@ -137,7 +143,20 @@ class IntensitySeries:
 
     def mean_over(self, start: datetime, duration_s: float) -> float:
         """Time-weighted mean intensity over ``[start, start + duration_s)``."""
-        return float(self.mean_over_many(np.array([epoch_s(start)]), duration_s)[0])
+        s = epoch_s(start)
+        if duration_s <= 0:
+            return float(self.values[self._index(s)])
+        e = s + duration_s
+        if s < self.start_s or e > self.end_s + 1e-6:
+            raise CarbonDataError(
+                f"{self.zone}: query outside the data ({self.start.isoformat()} .. {self.end.isoformat()})"
+            )
+        return (self._integral_at(e) - self._integral_at(s)) / duration_s
+
+    def _integral_at(self, x: float) -> float:
+        off = x - self.start_s
+        k = min(int(off // self.step_s), self.values.size - 1)
+        return float(self._cum[k]) + float(self.values[k]) * (off - k * self.step_s)
 
     def integrate_g(self, start: datetime, duration_s: float, kwh: float) -> float:
         """gCO2eq for ``kwh`` drawn uniformly over ``[start, start + duration_s)``."""
@@ -181,10 +200,10 @@ def candidate_starts(series: IntensitySeries, window_start: float, window_end: f
     at a step boundary. When the window is shorter than the job only its start is tried.
     """
     last = max(window_start, window_end - duration_s)
-    first_k = np.ceil((window_start - series.start_s) / series.step_s)
-    last_k = np.floor((last - series.start_s) / series.step_s)
-    grid = series.start_s + np.arange(first_k, last_k + 1) * series.step_s
-    grid = grid[(grid > window_start) & (grid <= last)]
+    s0, step = series.start_s, series.step_s
+    first_k = math.floor((window_start - s0) / step) + 1
+    last_k = math.floor((last - s0) / step)
+    grid = s0 + np.arange(first_k, last_k + 1, dtype=np.float64) * step
     return np.concatenate(([window_start], grid))
 
 
