@@ -17,7 +17,6 @@ import uuid
 import zipfile
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import select
@@ -159,12 +158,8 @@ def grade_submission(
 
 
 def _executor(settings: Settings) -> Executor:
-    return _cached_executor(settings.executor, id(settings), settings)
-
-
-@lru_cache(maxsize=4)
-def _cached_executor(name: str, _key: int, settings: Settings) -> Executor:
-    return get_executor(name, settings)
+    # One executor (and Docker client) per worker process and settings object.
+    return _cached(("executor", id(settings)), lambda: get_executor(settings.executor, settings))  # type: ignore[no-any-return]
 
 
 def _claim(ctx: Context, submission_id: int, task_id: str) -> _Claim | None:
@@ -252,8 +247,8 @@ def _finish_error(ctx: Context, submission_id: int, task_id: str, claim: _Claim,
         sub = _owned(session, submission_id, task_id)
         if sub is None:
             return None
-        result = _result_row(session, submission_id)
-        result.region, result.outcome, result.message = claim.region, "setup_error", reason
+        result = _result_row(session, submission_id, "setup_error")
+        result.region, result.message = claim.region, reason
         result.finished_at = ctx.now()
         result.turnaround_s = (result.finished_at - claim.received_at).total_seconds()
         sub.move_to(Status.ERROR, reason[:2000], now=result.finished_at)
@@ -261,13 +256,13 @@ def _finish_error(ctx: Context, submission_id: int, task_id: str, claim: _Claim,
     return result
 
 
-def _result_row(session: Session, submission_id: int) -> Result:
+def _result_row(session: Session, submission_id: int, outcome: str) -> Result:
     """The submission's Result, reset if a crashed run left a partial one."""
     existing = session.scalars(select(Result).where(Result.submission_id == submission_id)).first()
     if existing is not None:
         session.delete(existing)
         session.flush()
-    result = Result(submission_id=submission_id)
+    result = Result(submission_id=submission_id, outcome=outcome)
     session.add(result)
     return result
 
@@ -281,13 +276,12 @@ def _store(
         sub = _owned(session, submission_id, task_id)
         if sub is None:
             return None
-        result = _result_row(session, submission_id)
-        now = ctx.now()
-        result.region = claim.region
-        result.worker_id = session.scalars(
+        worker_id = session.scalars(
             select(Worker.id).where(Worker.hostname == getattr(executor, "worker", socket.gethostname()))
         ).first()
-        result.outcome, result.message = ex.outcome, ex.message
+        result = _result_row(session, submission_id, ex.outcome)
+        now = ctx.now()
+        result.region, result.worker_id, result.message = claim.region, worker_id, ex.message
         result.score, result.max_score = graded.score, graded.max_score
         result.tests = graded.parsed.tests if graded.parsed else None
         result.raw_results = ex.results

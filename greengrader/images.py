@@ -34,7 +34,7 @@ from greengrader.settings import Settings, get_settings
 
 LABEL_SOURCE = "greengrader.source"
 LABEL_ASSIGNMENT = "greengrader.assignment"
-BUILDER_VERSION = "1"  # bump when the Dockerfile below changes, so images are rebuilt
+BUILDER_VERSION = "2"  # bump when the Dockerfile below changes, so images are rebuilt
 CA_PATH = "/usr/local/share/greengrader/host-ca.crt"
 MAX_LOG_CHARS = 100_000
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "FTP_PROXY", "ALL_PROXY")
@@ -200,7 +200,7 @@ def build_context(base: str, source: Mapping[str, bytes], ca_bundle: bytes | Non
     if ca_bundle is not None:
         ca_copy = f"COPY host-ca.crt {CA_PATH}"
         apt = f"echo 'Acquire::https::CAInfo \"{CA_PATH}\";' > /etc/apt/apt.conf.d/99greengrader-ca &&"
-        ca_env = apt + " " + " ".join(f"{name}={CA_PATH}" for name in CA_ENV)
+        ca_env = apt + " export " + " ".join(f"{name}={CA_PATH}" for name in CA_ENV) + " &&"
     else:
         ca_copy, ca_env = "", ""
     dockerfile = DOCKERFILE.format(base=base, ca_copy=ca_copy, ca_env=ca_env)

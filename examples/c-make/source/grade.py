@@ -7,7 +7,8 @@ import yaml  # installed by setup.sh
 
 
 def main(results_path):
-    cases = yaml.safe_load(open("tests.yaml"))
+    with open("tests.yaml") as fh:
+        cases = yaml.safe_load(fh)
     build = subprocess.run(["make", "-s", "tests"], capture_output=True, text=True)
     tests = []
     for number, case in enumerate(cases, start=1):
