@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "greengrader.cli.db",
     "greengrader.cli.grading",
     "greengrader.cli.ops",
+    "greengrader.cli.scheduling",
     "greengrader.cli.bridge",
     "greengrader.cli.simulation",
     "greengrader.cli.workers",

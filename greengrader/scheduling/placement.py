@@ -53,6 +53,7 @@ class PlacementRequest:
     deadline: datetime | None = None
     job: int = 0  # a stable job number (submission id): round-robin and random use it
     cores: float = 1.0
+    watts_per_core: float | None = None  # default: the placer's
     regions: Sequence[str] | None = None  # candidate region names (default: all enabled)
 
 
@@ -305,7 +306,8 @@ class Placer:
         stack = self._forecasts(regions, now, horizon)
         starts = self._starts(stack, windows, runtime)  # [J, S], NaN padding
         intensity = stack.mean(starts[:, None, :] + waits[:, :, None], runtime[:, None, None])
-        kwh = runtime * np.array([r.cores for r in reqs]) * self.watts_per_core * self.pue / J_PER_KWH
+        watts = np.array([r.cores * (r.watts_per_core or self.watts_per_core) for r in reqs])
+        kwh = runtime * watts * self.pue / J_PER_KWH
         costs = kwh[:, None, None] * (intensity + self.queue_wait_penalty * waits[:, :, None] / 3600.0)
         feasible, why = self._feasible(regions, loads, stack.errors)
         r_idx, s_idx = self.policy.choose(

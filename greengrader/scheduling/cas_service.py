@@ -1,0 +1,227 @@
+"""A carbon-aware scheduler (CAS) HTTP service compatible with c3lab's API shape.
+
+``GET /carbon-aware-scheduler/`` with a JSON body (as the original clients send) or
+``POST``; the request and response shapes are in docs/scheduling.md. Decisions come from
+the same policy kernels as in-process scheduling (spatio-temporal, which is carbon-optimal
+when ``max_delay`` is 0) over our carbon providers. Invalid input gives 422, no viable
+candidate 400, anything else a JSON 500 — never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from greengrader.carbon.base import as_utc
+from greengrader.carbon.regions import Region
+from greengrader.context import Context
+from greengrader.errors import CarbonDataError, SchedulingError
+from greengrader.scheduling.cas_client import PATH, PROVIDER, location_id
+from greengrader.scheduling.placement import Placement, PlacementRequest, Placer
+
+log = logging.getLogger(__name__)
+# Network energy per GB moved between regions (a round figure from the literature on WAN
+# transfer energy; it only matters when a request declares input or output data).
+WAN_KWH_PER_GB = 0.03
+
+
+class Schedule(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["onetime", "poisson", "uniform-random"] = "onetime"
+    start_time: datetime | None = None
+    interval: float | None = Field(default=None, gt=0)
+    max_delay: float = Field(default=0, ge=0, le=7 * 86_400)
+
+    @field_validator("start_time")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and (value.tzinfo is None or value.utcoffset() is None):
+            raise ValueError("start_time must include a time zone")
+        return value
+
+
+class Dataset(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    input_size_gb: float = Field(default=0, ge=0)
+    output_size_gb: float = Field(default=0, ge=0)
+
+
+class Location(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(min_length=1, max_length=200)
+    latitude: float | None = Field(default=None, ge=-90, le=90)
+    longitude: float | None = Field(default=None, ge=-180, le=180)
+
+
+class CasRequest(BaseModel):
+    """c3lab's request body."""
+
+    model_config = ConfigDict(extra="allow")
+
+    runtime: float = Field(gt=0, le=7 * 86_400)
+    schedule: Schedule = Field(default_factory=Schedule)
+    dataset: Dataset = Field(default_factory=Dataset)
+    candidate_providers: list[str] | None = Field(default=None, min_length=1)
+    candidate_locations: list[Location] | None = Field(default=None, min_length=1)
+    original_location: str | None = None
+    carbon_data_source: str = "c3lab"
+    use_prediction: bool = False
+    watts_per_core: float = Field(default=5.0, gt=0, le=10_000)
+    core_count: int = Field(default=1, ge=1, le=4096)
+    optimize_carbon: bool = True
+    desired_renewable_ratio: float | None = Field(default=None, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _one_candidate_kind(self) -> CasRequest:
+        if (self.candidate_providers is None) == (self.candidate_locations is None):
+            raise ValueError("give exactly one of candidate_providers or candidate_locations")
+        if self.schedule.type != "onetime":
+            raise ValueError(f"schedule type {self.schedule.type!r} is not supported (only 'onetime')")
+        return self
+
+
+def _resolve(req: CasRequest, regions: list[Region], warnings: list[str]) -> dict[str, Region]:
+    """Candidate id -> our region. Ids are ``provider:region`` (``provider:region.zone`` and
+    ``provider:<carbon zone>`` are accepted too); unknown ids are skipped with a warning."""
+    enabled = [r for r in regions if r.enabled]
+    if req.candidate_providers is not None:
+        known = {PROVIDER.lower(), "nautilus"}
+        if not any(p.lower() in known for p in req.candidate_providers):
+            warnings.append(f"providers {req.candidate_providers} are not ours; using every {PROVIDER} region")
+        return {location_id(r.name): r for r in enabled}
+    by_name = {r.name: r for r in enabled}
+    by_zone = {r.zone: r for r in enabled}
+    out: dict[str, Region] = {}
+    for loc in req.candidate_locations or []:
+        key = loc.id.split(":", 1)[-1]
+        region = by_name.get(key) or by_name.get(key.split(".", 1)[0]) or by_zone.get(key)
+        if region is None:
+            warnings.append(f"unknown candidate location {loc.id!r} skipped")
+        else:
+            out[loc.id] = region
+    return out
+
+
+def _response(req: CasRequest, body: dict[str, Any], ids: dict[str, Region], p: Placement,
+              warnings: list[str]) -> dict[str, Any]:
+    moved_gb = req.dataset.input_size_gb + req.dataset.output_size_gb
+    raw: dict[str, dict[str, Any]] = {}
+    starts: dict[str, str | None] = {}
+    for loc, region in ids.items():
+        c = p.candidates.get(region.name)
+        if c is None or c.best_intensity is None or not c.feasible:
+            continue
+        wan_kwh = 0.0 if region.name == req.original_location else moved_gb * WAN_KWH_PER_GB
+        compute_g = p.energy_kwh * c.best_intensity
+        migration_g = wan_kwh * c.best_intensity
+        raw[loc] = {
+            "energy-usage": p.energy_kwh, "carbon-emission-from-compute": compute_g,
+            "carbon-emission-from-migration": migration_g, "carbon-emission": compute_g + migration_g,
+            "wan-network-usage": 0.0 if wan_kwh == 0 else moved_gb, "carbon-intensity": c.best_intensity,
+            "start-time": c.best_start,
+        }
+        starts[loc] = c.best_start
+    if not raw:
+        raise SchedulingError("no viable candidate")
+    worst = max(v["carbon-emission"] for v in raw.values()) or 1.0
+    weighted = {loc: v["carbon-emission"] / worst for loc, v in raw.items()}
+    chosen = next(loc for loc, r in ids.items() if r.name == p.region)
+    ranking: list[dict[str, Any]] = []
+    for loc in [chosen, *sorted((x for x in weighted if x != chosen), key=lambda x: weighted[x])]:
+        if ranking and abs(ranking[-1]["rating"] - weighted[loc]) < 1e-12:
+            ranking[-1]["candidates"].append(loc)
+        else:
+            ranking.append({"rating": weighted[loc], "candidates": [loc]})
+    return {
+        **body,
+        "original-region": req.original_location,
+        "optimal-regions": ranking,
+        "weighted-scores": weighted,
+        "raw-scores": raw,
+        "isos": {loc: r.zone for loc, r in ids.items()},
+        "warnings": warnings,
+        "optimal-start-time": p.start.isoformat(),
+        "start-times": starts,
+        "policy": p.policy,
+        "reason": p.reason,
+    }
+
+
+def decide(placer: Placer, regions: list[Region], body: Any, now: datetime) -> dict[str, Any]:
+    """The whole request -> response mapping (raises ValidationError / SchedulingError)."""
+    req = CasRequest.model_validate(body)
+    warnings: list[str] = []
+    ids = _resolve(req, regions, warnings)
+    if not ids:
+        raise SchedulingError("no viable candidate: none of the candidates is a known region")
+    start = as_utc(req.schedule.start_time) if req.schedule.start_time else now
+    placement = placer.place(
+        PlacementRequest(earliest=start, runtime_s=req.runtime, max_delay_s=req.schedule.max_delay,
+                         cores=req.core_count, watts_per_core=req.watts_per_core, regions=sorted({r.name for r in ids.values()})),
+        start,
+    )
+    return _response(req, body, ids, placement, warnings)
+
+
+def create_app(placer: Placer, regions: list[Region], clock: Callable[[], datetime]) -> FastAPI:
+    """The CAS app over ``placer`` (which should use a carbon-minimising policy)."""
+    app = FastAPI(title="GreenGrader carbon-aware scheduler", docs_url=None, redoc_url=None)
+
+    async def handle(request: Request) -> JSONResponse:
+        raw = await request.body()
+        try:
+            body = json.loads(raw) if raw else None
+        except (ValueError, UnicodeDecodeError) as exc:
+            return JSONResponse({"detail": f"body is not valid JSON: {exc}"}, status_code=422)
+        if not isinstance(body, dict):
+            return JSONResponse({"detail": "body must be a JSON object"}, status_code=422)
+        try:
+            return JSONResponse(decide(placer, regions, body, clock()))
+        except ValidationError as exc:
+            errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+            return JSONResponse({"detail": errors}, status_code=422)
+        except (SchedulingError, CarbonDataError) as exc:
+            return JSONResponse({"detail": f"no viable candidate: {exc}"}, status_code=400)
+        except Exception:  # the contract: a JSON 500, never a traceback to the client
+            log.exception("CAS request failed")
+            return JSONResponse({"detail": "internal error"}, status_code=500)
+
+    app.add_api_route(PATH, handle, methods=["GET", "POST"])
+    app.add_api_route(PATH.rstrip("/"), handle, methods=["GET", "POST"], include_in_schema=False)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def app_from_context(ctx: Context) -> FastAPI:
+    """The CAS app for a :class:`~greengrader.context.Context` (settings, regions, clock)."""
+    from greengrader.carbon import get_provider
+    from greengrader.scheduling.policies import SpatioTemporal
+
+    s = ctx.settings
+    placer = Placer(
+        SpatioTemporal(), get_provider(s.carbon_source, s), list(ctx.regions),
+        watts_per_core=s.schedule_watts_per_core, pue=s.pue, capacity_aware=False, queue_aware=False,
+        forecast_cache_s=s.forecast_cache_s,
+    )
+    return create_app(placer, list(ctx.regions), ctx.now)
+
+
+def serve(ctx: Context, host: str = "127.0.0.1", port: int = 8080) -> None:
+    """Run the service with uvicorn (blocks)."""
+    import uvicorn
+
+    uvicorn.run(app_from_context(ctx), host=host, port=port, log_level="warning", access_log=False)
