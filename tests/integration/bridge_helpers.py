@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -69,13 +70,16 @@ class Receipts:
         self.client.loop_stop()
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
+def wait_for(
+    condition: Callable[[], bool], timeout: float = 30.0, what: str = "condition", log: str | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
             return
         time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+    tail = "" if log is None else "\n" + Path(log).read_text()[-3000:]
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}{tail}")
 
 
 def count(db: Database, model: Any = Submission) -> int:
@@ -113,6 +117,9 @@ class TcpProxy:
         """Refuse new connections and cut every open one."""
         with self._lock:
             if self._listener is not None:
+                # shutdown() wakes the thread blocked in accept(); close() alone does not.
+                with contextlib.suppress(OSError):
+                    self._listener.shutdown(socket.SHUT_RDWR)
                 self._listener.close()
                 self._listener = None
             for conn in self._conns:
