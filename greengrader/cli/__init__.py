@@ -17,6 +17,7 @@ from greengrader.errors import GreengraderError
 COMMAND_MODULES: tuple[str, ...] = (
     "greengrader.cli.carbon",
     "greengrader.cli.db",
+    "greengrader.cli.demo",
     "greengrader.cli.grading",
     "greengrader.cli.ops",
     "greengrader.cli.scheduling",
