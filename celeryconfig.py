@@ -47,6 +47,7 @@ worker_soft_shutdown_timeout = 10.0
 task_time_limit = 2400 + 300
 # Redis redelivers unacked messages after the visibility timeout; other transports
 # (the embedded SQLAlchemy one) pass these options to their engine, so set it only there.
+broker_transport_options: dict[str, object] = {}
 if broker_url.startswith(("redis", "rediss")):
     broker_transport_options = {"visibility_timeout": 3600}
 elif broker_url.startswith("filesystem"):

@@ -19,7 +19,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from greengrader.bridge.ingest import IngestOutcome, ingest_bytes, make_store
+from greengrader.bridge.ingest import ingest_bytes, make_store
+from greengrader.bridge.store import IngestOutcome
 from greengrader.context import Context, set_current_context
 from greengrader.examples import EXAMPLES_DIR, example_cases, example_names, example_payload
 from greengrader.models import TERMINAL, Decision, Result, Status, Submission
