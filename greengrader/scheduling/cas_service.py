@@ -168,7 +168,7 @@ def decide(placer: Placer, regions: list[Region], body: Any, now: datetime) -> d
     placement = placer.place(
         PlacementRequest(earliest=start, runtime_s=req.runtime, max_delay_s=req.schedule.max_delay,
                          cores=req.core_count, watts_per_core=req.watts_per_core, regions=sorted({r.name for r in ids.values()})),
-        start,
+        start, replay=req.schedule.start_time is None,
     )
     return _response(req, body, ids, placement, warnings)
 

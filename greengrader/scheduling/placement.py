@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from statistics import median
 from typing import Any
@@ -217,6 +217,7 @@ class Placer:
         self.queue_wait_penalty = queue_wait_penalty
         self.forecast_cache_s = forecast_cache_s
         self._cache: dict[tuple[tuple[str, ...], float], _Stack] = {}
+        self._offsets: dict[tuple[str, float], float] = {}
 
     # -- inputs --------------------------------------------------------------------------
     def candidate_regions(self, names: Sequence[str] | None) -> list[Region]:
@@ -264,19 +265,40 @@ class Placer:
         stack = self._cache[key] = _Stack.build(series, errors)
         return stack
 
+    def _replay_offset(self, zone: str, now: datetime) -> float:
+        """Seconds to add to ``now`` to reach the carbon data's time (0 unless replaying)."""
+        replay = getattr(self.provider, "now", None)
+        if not callable(replay):
+            return 0.0
+        bucket = float(as_utc(now).timestamp() // max(self.forecast_cache_s, 1.0))
+        key = (zone, bucket)
+        if key not in self._offsets:
+            try:
+                self.provider.series(zone, now, now + timedelta(hours=1))
+                self._offsets[key] = 0.0
+            except CarbonDataError:
+                self._offsets[key] = (as_utc(replay(zone)) - as_utc(now)).total_seconds()
+            if len(self._offsets) > 1024:
+                self._offsets = {key: self._offsets[key]}
+        return self._offsets[key]
+
     # -- the decision ----------------------------------------------------------------------
     def place(
-        self, req: PlacementRequest, now: datetime, loads: Mapping[str, RegionLoad] | None = None
+        self, req: PlacementRequest, now: datetime, loads: Mapping[str, RegionLoad] | None = None,
+        *, replay: bool = True,
     ) -> Placement:
-        """Place one job (raises :class:`SchedulingError` when no region is viable)."""
-        placement = self.place_many([req], now, loads)[0]
+        """Place one job (raises :class:`SchedulingError` when no region is viable).
+
+        ``replay``: when the carbon data do not cover ``now`` and the provider can replay
+        (data sets), decide on its replayed time; False decides on ``now`` or fails."""
+        placement = self.place_many([req], now, loads, replay=replay)[0]
         if isinstance(placement, SchedulingError):
             raise placement
         return placement
 
     def place_many(
         self, reqs: Sequence[PlacementRequest], now: datetime,
-        loads: Mapping[str, RegionLoad] | None = None,
+        loads: Mapping[str, RegionLoad] | None = None, *, replay: bool = True,
     ) -> list[Placement | SchedulingError]:
         """Place a batch with one kernel call per candidate-region set (the same answers as
         calling :meth:`place` for each); a job with no viable region gets its error."""
@@ -285,20 +307,24 @@ class Placer:
         for i, req in enumerate(reqs):
             groups.setdefault(None if req.regions is None else tuple(req.regions), []).append(i)
         for names, idx in groups.items():
-            placed = self._place_group(names, [reqs[i] for i in idx], now, loads or {})
+            placed = self._place_group(names, [reqs[i] for i in idx], now, loads or {}, replay)
             for i, result in zip(idx, placed, strict=True):
                 out[i] = result
         return [r for r in out if r is not None]
 
     def _place_group(
         self, names: Sequence[str] | None, reqs: Sequence[PlacementRequest], now: datetime,
-        loads: Mapping[str, RegionLoad],
+        loads: Mapping[str, RegionLoad], replay: bool,
     ) -> list[Placement | SchedulingError]:
         regions = self.candidate_regions(names)
         if not regions:
             return [SchedulingError("no candidate regions (all disabled?)") for _ in reqs]
+        # Historical data sets may not cover today: then decide on the provider's replayed
+        # "now" and shift every time by the same offset (delays stay as decided).
+        shift = self._replay_offset(regions[0].zone, now) if replay else 0.0
+        now = now + timedelta(seconds=shift)
         now_s = as_utc(now).timestamp()
-        windows = np.array([self._window(r, now_s) for r in reqs])
+        windows = np.array([self._window(r, now_s - shift) for r in reqs]) + shift
         runtime = np.array([r.runtime_s for r in reqs], dtype=np.float64)
         rounds = np.array([self._queue_rounds(r, loads.get(r.name, RegionLoad())) for r in regions])
         waits = runtime[:, None] * rounds[None, :]  # [J, R] seconds
@@ -322,11 +348,11 @@ class Placer:
                 continue
             results.append(Placement(
                 policy=self.policy.name, region=regions[ri].name,
-                start=datetime.fromtimestamp(float(starts[j, si]), UTC),
+                start=datetime.fromtimestamp(float(starts[j, si]) - shift, UTC),
                 expected_g=float(kwh[j] * intensity[j, ri, si]), intensity=float(intensity[j, ri, si]),
                 runtime_s=req.runtime_s, energy_kwh=float(kwh[j]),
-                explain_data=_Explain(self.policy.name, regions, starts[j], intensity[j], costs[j],
-                                      float(kwh[j]), waits[j], loads, why, feasible, ri, si),
+                explain_data=_Explain(self.policy.name, regions, starts[j] - shift, intensity[j], costs[j],
+                                      float(kwh[j]), waits[j], loads, why, feasible, ri, si, shift),
             ))
         return results
 
@@ -399,6 +425,7 @@ class _Explain:
     feasible: BoolArray
     ri: int
     si: int
+    shift: float = 0.0
 
     def candidates(self) -> dict[str, Candidate]:
         out: dict[str, Candidate] = {}
@@ -431,6 +458,8 @@ class _Explain:
             parts.append("skipped " + ", ".join(skipped))
         if self.waits[self.ri] > 0:
             parts.append(f"queue wait ~{self.waits[self.ri]:.0f} s")
+        if self.shift:
+            parts.append(f"carbon data replayed at {_iso(float(self.starts[0]) + self.shift)}")
         return "; ".join(parts)
 
 

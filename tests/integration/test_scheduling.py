@@ -263,3 +263,54 @@ def test_failed_enqueue_is_left_for_the_sweep(make_ctx: Any, rds: redis.Redis) -
     healthy = make_ctx()
     assert run_sweep(healthy).released == [sid]
     assert queued_grades(rds, healthy.regions.get(decision.region).queue_name) == [sid]
+
+
+def test_runtime_estimate_is_the_median_of_past_runs(make_ctx: Any) -> None:
+    from greengrader.models import Result
+    from greengrader.scheduling.placement import runtime_estimate
+
+    ctx = make_ctx()
+    ids = add_submissions(ctx.db, 4, status=Status.GRADED)
+    with ctx.db.session() as session:
+        assignment_id = session.get(Submission, ids[0]).assignment_id  # type: ignore[union-attr]
+        assert runtime_estimate(session, assignment_id, 42.0) == 42.0  # no history yet
+    with ctx.db.transaction() as session:
+        for sid, runtime in zip(ids, [10.0, 30.0, 20.0, None], strict=True):
+            session.add(Result(submission_id=sid, outcome="graded", runtime_s=runtime))
+    with ctx.db.session() as session:
+        assert runtime_estimate(session, assignment_id, 42.0) == 20.0
+    (new,) = add_submissions(ctx.db, 1)
+    decision = schedule_submission(ctx, new)
+    assert decision is not None and decision.runtime_estimate_s == 20.0
+
+
+def test_dispatch_and_explain_commands(make_ctx: Any, rds: redis.Redis, monkeypatch: pytest.MonkeyPatch,
+                                       carbon_dir: Path) -> None:
+    from click.testing import CliRunner
+
+    from greengrader.cli import cli
+    from greengrader.settings import get_settings
+
+    ctx = make_ctx()
+    ids = add_submissions(ctx.db, 2)
+    # The CLI builds its context from the environment: point it at the same data and broker.
+    monkeypatch.setenv("GREENGRADER_CARBON_SOURCE", "dataset")
+    monkeypatch.setenv("GREENGRADER_CARBON_DATA_DIR", str(carbon_dir / "electricitymaps_greendcc"))
+    monkeypatch.setenv("GREENGRADER_CARBON_CLOCK", NOW.isoformat())
+    monkeypatch.setenv("GREENGRADER_HOME", str(ctx.settings.home))
+    get_settings.cache_clear()
+    runner = CliRunner()
+    result = runner.invoke(cli, ["dispatch", str(ids[0])], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    starts = [line.split(":")[0] for line in result.output.splitlines()]
+    assert starts == [str(ids[0])]
+    assert status_of(ctx.db, ids[0]).status in (Status.QUEUED.value, Status.SCHEDULED.value)
+    assert status_of(ctx.db, ids[1]).status == Status.RECEIVED.value
+    result = runner.invoke(cli, ["explain", str(ids[0]), "--json"], catch_exceptions=False)
+    doc = json.loads(result.output)
+    assert doc["submission"] == ids[0] and doc["region"] in doc["candidates"]
+    assert set(doc["candidates"]) == {r.name for r in ctx.regions.enabled()}
+    result = runner.invoke(cli, ["explain", str(ids[0])], catch_exceptions=False)
+    assert "why:" in result.output and doc["region"] in result.output
+    result = runner.invoke(cli, ["explain", str(ids[1])])
+    assert result.exit_code != 0 and "no scheduling decision" in str(result.exception)
