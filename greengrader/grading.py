@@ -130,14 +130,19 @@ def grade_submission(
     task_id: str | None = None,
     executor: Executor | None = None,
     builder: ImageBuilder | None = None,
+    worker: str | None = None,
 ) -> Result | None:
-    """Grade ``submission_id``; returns the stored Result, or None when there was nothing to do."""
+    """Grade ``submission_id``; returns the stored Result, or None when there was nothing to do.
+
+    ``worker`` (the Celery node name) labels the job's container, so a restarted worker of
+    the same name can remove what its killed predecessor left behind.
+    """
     task_id = task_id or f"local-{uuid.uuid4().hex[:12]}"
     claim = _claim(ctx, submission_id, task_id)
     if claim is None:
         return None
-    executor = executor or _executor(ctx.settings)
-    builder = builder or ImageBuilder(ctx.settings)
+    executor = executor or _executor(ctx.settings, worker)
+    builder = builder or _cached(("builder", id(ctx.settings)), lambda: ImageBuilder(ctx.settings))
     limits = Limits.from_settings(ctx.settings, claim.limits)
     if claim.broken_log is not None:
         return _finish_error(ctx, submission_id, task_id, claim, claim.broken_log)
@@ -149,6 +154,7 @@ def grade_submission(
         _mark_assignment(ctx, claim.assignment_id, "broken", None, exc.log or str(exc))
         return _finish_error(ctx, submission_id, task_id, claim, f"autograder setup failed: {exc}")
     except ExecutorError as exc:
+        builder.forget()  # e.g. the image was pruned meanwhile: look again next time
         _requeue(ctx, submission_id, task_id, f"infrastructure error: {exc}")
         raise
     except GreengraderError as exc:  # e.g. the stored payload no longer parses
@@ -157,9 +163,12 @@ def grade_submission(
     return _store(ctx, submission_id, task_id, claim, graded, executor)
 
 
-def _executor(settings: Settings) -> Executor:
-    # One executor (and Docker client) per worker process and settings object.
-    return _cached(("executor", id(settings)), lambda: get_executor(settings.executor, settings))  # type: ignore[no-any-return]
+def _executor(settings: Settings, worker: str | None = None) -> Executor:
+    # One executor (and Docker client) per worker process, settings object and node name.
+    kwargs = {"worker": worker} if worker else {}
+    return _cached(  # type: ignore[no-any-return]
+        ("executor", hash((id(settings), worker))), lambda: get_executor(settings.executor, settings, **kwargs)
+    )
 
 
 def _claim(ctx: Context, submission_id: int, task_id: str) -> _Claim | None:

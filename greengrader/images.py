@@ -19,7 +19,7 @@ import io
 import os
 import tarfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +37,7 @@ LABEL_ASSIGNMENT = "greengrader.assignment"
 BUILDER_VERSION = "2"  # bump when the Dockerfile below changes, so images are rebuilt
 CA_PATH = "/usr/local/share/greengrader/host-ca.crt"
 MAX_LOG_CHARS = 100_000
+CACHE_TTL_S = 60.0
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "FTP_PROXY", "ALL_PROXY")
 CA_ENV = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "PIP_CERT", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO", "NODE_EXTRA_CA_CERTS")
 
@@ -68,6 +69,8 @@ class ImageBuilder:
     def __init__(self, settings: Settings | None = None, client: docker.DockerClient | None = None) -> None:
         self.settings = settings or get_settings()
         self._client = client
+        # tag or base image -> (value, checked at); saves two daemon calls per job
+        self._seen: dict[str, tuple[str, float]] = {}
 
     @property
     def client(self) -> docker.DockerClient:
@@ -81,7 +84,7 @@ class ImageBuilder:
     def tag_for(self, source: Mapping[str, bytes]) -> str:
         """Content-addressed tag: base image id + builder version + every source file."""
         try:
-            base_id = self.client.images.get(self.settings.base_image).id
+            base_id = self._remember(self.settings.base_image, lambda: str(self.client.images.get(self.settings.base_image).id))
         except ImageNotFound as exc:
             raise ExecutorError(
                 f"base image {self.settings.base_image} is missing: run scripts/build-base-image.sh"
@@ -93,10 +96,22 @@ class ImageBuilder:
 
     def exists(self, tag: str) -> bool:
         try:
-            self.client.images.get(tag)
+            self._remember(tag, lambda: str(self.client.images.get(tag).id))
             return True
         except ImageNotFound:
             return False
+
+    def _remember(self, key: str, fetch: Callable[[], str]) -> str:
+        hit = self._seen.get(key)
+        if hit is not None and time.monotonic() - hit[1] < CACHE_TTL_S:
+            return hit[0]
+        value = fetch()
+        self._seen[key] = (value, time.monotonic())
+        return value
+
+    def forget(self) -> None:
+        """Drop cached lookups (after an image was pruned or rebuilt)."""
+        self._seen.clear()
 
     def ensure(self, source: Mapping[str, bytes], assignment: str = "") -> BuiltImage:
         """The image for ``source``, building it if this host does not have it yet."""

@@ -15,14 +15,18 @@ removed in ``finally``; :meth:`DockerExecutor.janitor` removes leftovers after a
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import io
 import json
+import logging
 import socket
 import tarfile
 import time
 import uuid
 from collections.abc import Iterable, Mapping
+from concurrent import futures
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,6 +39,8 @@ from greengrader.errors import ExecutorError
 from greengrader.executors.base import ExecutionResult, Job, Limits, Outcome
 from greengrader.settings import Settings, get_settings
 
+log = logging.getLogger(__name__)
+
 LABEL_JOB = "greengrader.job"
 LABEL_WORKER = "greengrader.worker"
 NOBODY = 65534
@@ -44,22 +50,41 @@ NOBODY = 65534
 ROOT_CAPS = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID", "KILL"]
 KILL_GRACE_S = 2.0  # the in-container `timeout -s KILL` fires first; the host kill is a backstop
 STALE_AFTER_S = 2400 + 600  # a container older than the longest possible job is a leftover
-STATS_DIR = "/autograder/.greengrader"
 
-# PID 1 is docker-init; the shell runs the autograder under `timeout -s KILL` and then
-# records the exit code and the container's cgroup CPU time and memory peak (v1 or v2).
+ENV_FILES = "GREENGRADER_FILES"
+ENV_MAX_B64 = 96 * 1024  # below the kernel's 128 KiB per-string limit; larger jobs use put_archive
+
+# PID 1 is docker-init. The shell unpacks small jobs from the environment (no
+# put_archive round trip), runs the autograder under `timeout -s KILL`, then reports on
+# stdout, framed by a per-job nonce: results.json (base64, size-capped, regular files
+# only) and the container's cgroup CPU time and memory peak. Reading these from the log
+# stream avoids two get_archive calls, each of which mounts the container's filesystem.
+# $1 timeout (s), $2 nonce, $3 results cap (bytes).
 WRAPPER = r"""
+if [ -n "${GREENGRADER_FILES:-}" ]; then
+  printf %s "$GREENGRADER_FILES" | base64 -d | tar -x -C / || { echo "greengrader: cannot unpack the submission" >&2; exit 97; }
+fi
+unset GREENGRADER_FILES
 cd /autograder
 timeout -s KILL "$1" /autograder/run_autograder
 rc=$?
 g=/sys/fs/cgroup
-{
-  echo "rc=$rc"
-  [ -r $g/cpuacct/cpuacct.usage ] && echo "cpu_ns=$(cat $g/cpuacct/cpuacct.usage)"
-  [ -r $g/memory/memory.max_usage_in_bytes ] && echo "mem_peak=$(cat $g/memory/memory.max_usage_in_bytes)"
-  [ -r $g/cpu.stat ] && sed -n 's/^usage_usec /cpu_us=/p' $g/cpu.stat
-  [ -r $g/memory.peak ] && echo "mem_peak=$(cat $g/memory.peak)"
-} > """ + STATS_DIR + r"""/stats 2>/dev/null
+cpu=; mem=
+[ -r $g/cpuacct/cpuacct.usage ] && cpu="cpu_ns=$(cat $g/cpuacct/cpuacct.usage)"
+[ -r $g/memory/memory.max_usage_in_bytes ] && mem="mem_peak=$(cat $g/memory/memory.max_usage_in_bytes)"
+[ -r $g/cpu.stat ] && cpu="cpu_us=$(sed -n 's/^usage_usec //p' $g/cpu.stat)"
+[ -r $g/memory.peak ] && mem="mem_peak=$(cat $g/memory.peak)"
+r=/autograder/results/results.json
+if [ -L $r ]; then state="not-regular"; data=
+elif [ ! -e $r ]; then state="missing"; data=
+elif [ ! -f $r ]; then state="not-regular"; data=
+else
+  size=$(stat -c %s $r)
+  if [ "$size" -gt "$3" ]; then state="too-large:$size"; data=
+  else state="ok"; data=$(base64 -w0 < $r)
+  fi
+fi
+printf '\n@@%s stats rc=%s %s %s\n@@%s results %s %s\n' "$2" "$rc" "$cpu" "$mem" "$2" "$state" "$data"
 exit $rc
 """
 
@@ -78,6 +103,10 @@ class DockerExecutor:
         self.settings = settings or get_settings()
         self._client = client
         self.worker = worker or socket.gethostname()
+        self._pool = futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="gg-remove")
+        self._removals: list[futures.Future[None]] = []
+        # Removals that failed (daemon restarting): retried before the next job.
+        self._unremoved: list[Any] = []
 
     @property
     def client(self) -> docker.DockerClient:
@@ -93,33 +122,40 @@ class DockerExecutor:
     def run(self, job: Job) -> ExecutionResult:
         volume = None
         container = None
+        self._retry_removals()
         try:
             if job.limits.strict:
                 volume = self.client.volumes.create(
                     f"gg-{job.job_id}-{uuid.uuid4().hex[:8]}", labels=self._labels(job)
                 )
-            container = self._create(job, volume.name if volume else None)
-            uid = NOBODY if job.limits.strict else 0
-            dest = "/autograder" if job.limits.strict else "/"
-            prefix = "" if job.limits.strict else "autograder/"
-            if not container.put_archive(dest, job_tar(job.files, uid=uid, prefix=prefix)):
-                raise ExecutorError("could not copy the submission into the container")
-            return self._execute(container, job)
+            packed = None if job.limits.strict else base64.b64encode(job_tar(job.files, prefix="autograder/"))
+            inline = packed is not None and len(packed) <= ENV_MAX_B64
+            nonce = uuid.uuid4().hex
+            t0 = time.monotonic()
+            container = self._create(job, volume.name if volume else None, nonce, packed if inline else None)
+            if not inline:
+                uid = NOBODY if job.limits.strict else 0
+                dest, prefix = ("/autograder", "") if job.limits.strict else ("/", "autograder/")
+                if not container.put_archive(dest, job_tar(job.files, uid=uid, prefix=prefix)):
+                    raise ExecutorError("could not copy the submission into the container")
+            return self._execute(container, job, nonce, t0)
         except ImageNotFound as exc:
             raise ExecutorError(f"image {job.image} is not on this Docker host") from exc
         except (APIError, requests.RequestException, DockerException) as exc:
             raise ExecutorError(f"Docker failed while grading job {job.job_id}: {exc}") from exc
         finally:
-            self._remove(container, volume)
+            self._remove_later(container, volume)
 
     def _labels(self, job: Job) -> dict[str, str]:
         return {LABEL_JOB: job.job_id, LABEL_WORKER: self.worker}
 
-    def _create(self, job: Job, volume: str | None) -> Any:
+    def _create(self, job: Job, volume: str | None, nonce: str, packed: bytes | None) -> Any:
         limits = job.limits
         memory = f"{limits.memory_mb}m"
         options: dict[str, Any] = {
-            "command": ["/bin/sh", "-c", WRAPPER, "greengrader-run", str(int(limits.timeout_s))],
+            "command": ["/bin/sh", "-c", WRAPPER, "greengrader-run", str(int(limits.timeout_s)), nonce,
+                        str(limits.results_bytes)],
+            "environment": {ENV_FILES: packed.decode()} if packed else {},
             "labels": self._labels(job),
             "detach": True,
             "init": True,
@@ -139,7 +175,7 @@ class DockerExecutor:
             "log_config": LogConfig(
                 # The daemon keeps at most two files of this size: the disk never fills
                 # and we read back at most ~2x the cap (the last part of the output).
-                type="json-file", config={"max-size": str(limits.stdout_bytes), "max-file": "2"}
+                type="json-file", config={"max-size": str(log_cap(limits)), "max-file": "2"}
             ),
             "working_dir": "/autograder",
             "hostname": "autograder",
@@ -157,38 +193,41 @@ class DockerExecutor:
             options["cap_add"] = ROOT_CAPS
         return self.client.containers.create(job.image, **options)
 
-    def _execute(self, container: Any, job: Job) -> ExecutionResult:
+    def _execute(self, container: Any, job: Job, nonce: str, t0: float) -> ExecutionResult:
         limits = job.limits
         started_at = datetime.now(UTC)
         container.start()
-        t0 = time.monotonic()
-        stopped = self._wait(container, limits, t0)
-        host_runtime = time.monotonic() - t0
+        stopped = self._wait(container, limits, time.monotonic())
+        # Runtime as `docker run` would report it: create, start, run, exit (host clock).
+        runtime = time.monotonic() - t0
         finished_at = datetime.now(UTC)
         state = self.client.api.inspect_container(container.id)["State"]
-        stdout, out_cut = read_capped(container.logs(stdout=True, stderr=False, stream=True), limits.stdout_bytes)
-        stderr, err_cut = read_capped(container.logs(stdout=False, stderr=True, stream=True), limits.stdout_bytes)
-        stats = parse_stats(fetch_file(container, f"{STATS_DIR}/stats", 4096)[0])
-        raw, problem = fetch_file(container, "/autograder/results/results.json", limits.results_bytes)
-        runtime = container_runtime(state) or host_runtime
+        log, cut = read_capped(container.logs(stdout=True, stderr=True, stream=True), log_cap(limits))
+        output, stats, raw, problem = split_report(log, nonce, limits.results_bytes)
+        truncated = cut or len(output) > limits.stdout_bytes
+        if len(output) > limits.stdout_bytes:
+            output = output[-limits.stdout_bytes:]
+        if truncated:
+            output = b"[earlier output cut]\n" + output
         result = ExecutionResult(
             outcome="graded",
             message="",
-            stdout=stdout,
-            stderr=stderr,
-            output_truncated=out_cut or err_cut,
+            stdout=output.decode("utf-8", errors="replace"),
+            output_truncated=truncated,
             exit_code=state.get("ExitCode"),
             runtime_s=runtime,
             cpu_s=stats.get("cpu_s"),
             memory_peak_bytes=stats.get("mem_peak"),
             started_at=started_at,
             finished_at=finished_at,
-            details={"oom_killed": bool(state.get("OOMKilled")), "stopped": stopped},
+            details={"oom_killed": bool(state.get("OOMKilled")), "stopped": stopped,
+                     "container_runtime_s": container_runtime(state)},
         )
         result.outcome, result.message, result.results = classify(
-            limits, stopped, bool(state.get("OOMKilled")), state.get("ExitCode"), runtime, raw, problem
+            limits, stopped, bool(state.get("OOMKilled")), state.get("ExitCode"),
+            container_runtime(state) or runtime, raw, problem,
         )
-        if result.output_truncated:
+        if truncated:
             result.message += f" Output was cut to its last {limits.stdout_bytes} bytes."
         return result
 
@@ -225,6 +264,12 @@ class DockerExecutor:
         with contextlib.suppress(requests.RequestException, NotFound):
             container.wait(timeout=30)
 
+    def _remove_later(self, container: Any, volume: Any) -> None:
+        # Off the critical path: the result is stored while the daemon tears down.
+        if container is None and volume is None:
+            return
+        self._removals.append(self._pool.submit(self._remove, container, volume))
+
     def _remove(self, container: Any, volume: Any) -> None:
         for thing in (container, volume):
             if thing is None:
@@ -233,14 +278,26 @@ class DockerExecutor:
                 thing.remove(force=True)
             except NotFound:
                 pass
-            except (APIError, requests.RequestException):
-                pass  # the janitor removes it later by label
+            except (APIError, requests.RequestException, DockerException):
+                log.warning("could not remove %s; retrying before the next job", getattr(thing, "name", thing))
+                self._unremoved.append(thing)
+
+    def _retry_removals(self) -> None:
+        pending, self._unremoved = self._unremoved, []
+        for thing in pending:
+            self._remove(thing, None)
+
+    def drain(self, timeout: float = 60) -> None:
+        """Wait for pending container removals (tests, shutdown)."""
+        pending, self._removals = self._removals, []
+        futures.wait(pending, timeout=timeout)
 
     # --- leftovers -----------------------------------------------------------------------
 
     def janitor(self, everything: bool = False) -> int:
         """Remove this worker's leftover containers and volumes (after a crash), any
         worker's that are older than the longest possible job, or all with ``everything``."""
+        self.drain()
         removed = 0
         now = time.time()
         for container in self.client.containers.list(all=True, filters={"label": LABEL_JOB}):
@@ -271,7 +328,7 @@ class DockerExecutor:
 def job_tar(files: Mapping[str, bytes], *, uid: int = 0, prefix: str = "") -> bytes:
     """An in-memory tar of the job's files plus the writable ``results/`` and stats dirs."""
     buf = io.BytesIO()
-    dirs = {"submission", "results", ".greengrader"}
+    dirs = {"submission", "results"}
     for path in files:
         parts = path.split("/")[:-1]
         dirs.update("/".join(parts[: i + 1]) for i in range(len(parts)))
@@ -289,7 +346,12 @@ def job_tar(files: Mapping[str, bytes], *, uid: int = 0, prefix: str = "") -> by
     return buf.getvalue()
 
 
-def read_capped(chunks: Iterable[bytes], cap: int) -> tuple[str, bool]:
+def log_cap(limits: Limits) -> int:
+    """Bytes of log kept per file: the output cap plus room for the base64 report."""
+    return limits.stdout_bytes + limits.results_bytes * 4 // 3 + 8192
+
+
+def read_capped(chunks: Iterable[bytes], cap: int) -> tuple[bytes, bool]:
     """The last ``cap`` bytes of a stream (memory bounded by 2x cap); and whether any was cut."""
     out = bytearray()
     truncated = False
@@ -301,43 +363,50 @@ def read_capped(chunks: Iterable[bytes], cap: int) -> tuple[str, bool]:
     if len(out) > cap:
         del out[: len(out) - cap]
         truncated = True
-    text = out.decode("utf-8", errors="replace")
-    return ("[earlier output cut]\n" + text if truncated else text), truncated
+    return bytes(out), truncated
 
 
-def fetch_file(container: Any, path: str, cap: int) -> tuple[bytes | None, str | None]:
-    """One regular file from a stopped container, at most ``cap`` bytes, never touching the
-    host filesystem. Returns (data, None) or (None, reason)."""
-    try:
-        stream, stat = container.get_archive(path)
-    except NotFound:
-        return None, "missing"
-    if stat.get("linkTarget") or not _is_regular(int(stat.get("mode", 0))):
-        return None, "not a regular file"
-    if int(stat.get("size", 0)) > cap:
-        return None, f"too large ({int(stat['size'])} bytes, limit {cap})"
-    buf = bytearray()
-    for chunk in stream:
-        buf += chunk
-        if len(buf) > cap + 64 * 1024:  # tar headers and padding
-            return None, f"too large (limit {cap})"
-    with tarfile.open(fileobj=io.BytesIO(bytes(buf)), mode="r:") as tar:
-        member = tar.next()
-        if member is None or not member.isreg() or member.size > cap:
-            return None, "not a regular file"
-        handle = tar.extractfile(member)
-        return (handle.read(cap + 1) if handle else None), None
+def split_report(log: bytes, nonce: str, cap: int) -> tuple[bytes, dict[str, Any], bytes | None, str | None]:
+    """Separate the wrapper's framed report from the autograder's output.
 
-
-def _is_regular(mode: int) -> bool:
-    # Docker reports Go's os.FileMode: the high bits mark dirs, symlinks, devices, pipes...
-    return mode & 0xFFF00000 == 0
-
-
-def parse_stats(data: bytes | None) -> dict[str, Any]:
+    Returns (output, stats, results.json bytes or None, problem). The last report wins;
+    a student who prints a fake one could as well have written results.json (root).
+    """
+    marker = f"\n@@{nonce} stats ".encode()
+    at = log.rfind(marker)
+    if at < 0:
+        return log, {}, None, "missing (the autograder was killed before it finished)"
+    output, report = log[:at], log[at + 1 :]
     stats: dict[str, Any] = {}
-    for line in (data or b"").decode("ascii", errors="replace").splitlines():
-        key, _, value = line.partition("=")
+    raw: bytes | None = None
+    problem: str | None = "missing"
+    for line in report.split(b"\n"):
+        parts = line.decode("ascii", errors="replace").split(" ")
+        if len(parts) < 2 or parts[0] != f"@@{nonce}":
+            continue
+        if parts[1] == "stats":
+            stats = parse_stats(parts[2:])
+        elif parts[1] == "results" and len(parts) >= 3:
+            raw, problem = _decode_report(parts[2], parts[3] if len(parts) > 3 else "", cap)
+    return output, stats, raw, problem
+
+
+def _decode_report(state: str, data: str, cap: int) -> tuple[bytes | None, str | None]:
+    if state == "ok":
+        try:
+            raw = base64.b64decode(data, validate=True)
+        except binascii.Error:
+            return None, "unreadable (its report was mangled by interleaved output)"
+        return (raw, None) if len(raw) <= cap else (None, f"too large (limit {cap} bytes)")
+    if state.startswith("too-large:"):
+        return None, f"too large ({state.partition(':')[2]} bytes, limit {cap})"
+    return None, {"missing": "missing", "not-regular": "not a regular file"}.get(state, state)
+
+
+def parse_stats(fields: list[str]) -> dict[str, Any]:
+    stats: dict[str, Any] = {}
+    for item in fields:
+        key, _, value = item.partition("=")
         if not value.strip().isdigit():
             continue
         number = int(value.strip())

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import uuid
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,17 +18,25 @@ from sqlalchemy import func, select
 from greengrader.bridge.ingest import prepare, store_prepared
 from greengrader.context import Context
 from greengrader.examples import example_payload
-from greengrader.executors.docker import LABEL_JOB
+from greengrader.executors.docker import LABEL_JOB, LABEL_WORKER, DockerExecutor
 from greengrader.grading import grade_submission
 from greengrader.models import Assignment, Result, Status, Submission
 
 pytestmark = pytest.mark.docker
 
 
-@pytest.fixture(autouse=True)
-def no_leftovers(docker_client: Any, base_image: str) -> Iterator[None]:
-    yield
-    assert docker_client.containers.list(all=True, filters={"label": LABEL_JOB}) == []
+@pytest.fixture
+def executor(context: Context, docker_client: Any, base_image: str) -> Iterator[DockerExecutor]:
+    """A Docker executor with its own worker label, so only this test's containers count."""
+    executor = DockerExecutor(context.settings, client=docker_client, worker=f"test-{uuid.uuid4().hex[:8]}")
+    yield executor
+    executor.drain()  # removal runs off the critical path, in the background
+    mine = {"label": [LABEL_JOB, f"{LABEL_WORKER}={executor.worker}"]}
+    assert docker_client.containers.list(all=True, filters=mine) == [], "a grading container was left behind"
+
+
+def grade(ctx: Context, executor: DockerExecutor, submission_id: int, task_id: str | None = None) -> Result | None:
+    return grade_submission(ctx, submission_id, task_id=task_id, executor=executor)
 
 
 def ingest(ctx: Context, data: bytes, **limits: Any) -> int:
@@ -53,9 +62,9 @@ def status_of(ctx: Context, submission_id: int) -> tuple[str, str | None]:
         return sub.status, sub.status_reason
 
 
-def test_correct_payload_scores_10_of_10_and_agrees_with_gradescope(context: Context, fixtures_dir: Path) -> None:
+def test_correct_payload_scores_10_of_10_and_agrees_with_gradescope(context: Context, executor: DockerExecutor, fixtures_dir: Path) -> None:
     sid = ingest(context, payload(fixtures_dir, "correct.zip"))
-    result = grade_submission(context, sid, task_id="task-1")
+    result = grade(context, executor, sid, task_id="task-1")
     assert result is not None
     assert (result.outcome, result.score, result.max_score, result.agrees) == ("graded", 10.0, 10.0, True)
     assert len(result.tests or []) == 5 and all(t["status"] == "passed" for t in result.tests or [])
@@ -68,18 +77,18 @@ def test_correct_payload_scores_10_of_10_and_agrees_with_gradescope(context: Con
         assert assignment.image_tag and assignment.image_tag.startswith("greengrader/assignment:")
 
 
-def test_redelivered_grade_of_a_graded_submission_does_nothing(context: Context, fixtures_dir: Path) -> None:
+def test_redelivered_grade_of_a_graded_submission_does_nothing(context: Context, executor: DockerExecutor, fixtures_dir: Path) -> None:
     sid = ingest(context, payload(fixtures_dir, "correct.zip"))
-    first = grade_submission(context, sid, task_id="task-1")
+    first = grade(context, executor, sid, task_id="task-1")
     assert first is not None
-    assert grade_submission(context, sid, task_id="task-1") is None
-    assert grade_submission(context, sid, task_id="task-2") is None
+    assert grade(context, executor, sid, task_id="task-1") is None
+    assert grade(context, executor, sid, task_id="task-2") is None
     with context.db.session() as session:
         assert session.scalar(select(func.count()).select_from(Result)) == 1
         assert session.scalars(select(Result)).one().id == first.id
 
 
-def test_rerun_after_a_crash_replaces_the_partial_result(context: Context, fixtures_dir: Path) -> None:
+def test_rerun_after_a_crash_replaces_the_partial_result(context: Context, executor: DockerExecutor, fixtures_dir: Path) -> None:
     sid = ingest(context, payload(fixtures_dir, "partial.zip"))
     with context.db.transaction() as session:  # a worker died after claiming and half-writing
         sub = session.get(Submission, sid)
@@ -88,14 +97,14 @@ def test_rerun_after_a_crash_replaces_the_partial_result(context: Context, fixtu
             sub.move_to(status)
         sub.task_id = "task-crashed"
         session.add(Result(submission_id=sid, outcome="error", message="partial"))
-    result = grade_submission(context, sid, task_id="task-crashed")
+    result = grade(context, executor, sid, task_id="task-crashed")
     assert result is not None and (result.outcome, result.score, result.agrees) == ("graded", 6.0, True)
     with context.db.session() as session:
         rows = session.scalars(select(Result)).all()
         assert [(r.outcome, r.score) for r in rows] == [("graded", 6.0)]
 
 
-def test_running_submission_owned_by_another_task_is_left_alone(context: Context, fixtures_dir: Path) -> None:
+def test_running_submission_owned_by_another_task_is_left_alone(context: Context, executor: DockerExecutor, fixtures_dir: Path) -> None:
     sid = ingest(context, payload(fixtures_dir, "correct.zip"))
     with context.db.transaction() as session:
         sub = session.get(Submission, sid)
@@ -103,20 +112,20 @@ def test_running_submission_owned_by_another_task_is_left_alone(context: Context
         for status in (Status.SCHEDULED, Status.QUEUED, Status.RUNNING):
             sub.move_to(status, now=context.now())
         sub.task_id = "task-owner"
-    assert grade_submission(context, sid, task_id="task-intruder") is None
+    assert grade(context, executor, sid, task_id="task-intruder") is None
     assert status_of(context, sid)[0] == "running"
 
 
-def test_syntax_error_scores_zero_with_its_output(context: Context, fixtures_dir: Path) -> None:
+def test_syntax_error_scores_zero_with_its_output(context: Context, executor: DockerExecutor, fixtures_dir: Path) -> None:
     sid = ingest(context, payload(fixtures_dir, "syntax_error.zip"))
-    result = grade_submission(context, sid)
+    result = grade(context, executor, sid)
     assert result is not None and (result.outcome, result.score, result.agrees) == ("graded", 0.0, True)
     assert all("SyntaxError" in t["output"] for t in result.tests or [])
 
 
-def test_infinite_loop_times_out_within_the_limit(context: Context, fixtures_dir: Path) -> None:
+def test_infinite_loop_times_out_within_the_limit(context: Context, executor: DockerExecutor, fixtures_dir: Path) -> None:
     sid = ingest(context, payload(fixtures_dir, "infinite_loop.zip"), timeout_s=3)
-    result = grade_submission(context, sid)
+    result = grade(context, executor, sid)
     assert result is not None
     assert result.outcome == "timeout" and "did not finish within 3 s" in (result.message or "")
     assert 2.5 <= (result.runtime_s or 0) <= 6
@@ -125,27 +134,27 @@ def test_infinite_loop_times_out_within_the_limit(context: Context, fixtures_dir
 
 
 @pytest.mark.parametrize("name", ["correct_flat_layout.zip", "correct_full_metadata.zip"])
-def test_flat_layout_and_full_metadata_grade_the_same(context: Context, fixtures_dir: Path, name: str) -> None:
+def test_flat_layout_and_full_metadata_grade_the_same(context: Context, executor: DockerExecutor, fixtures_dir: Path, name: str) -> None:
     sid = ingest(context, payload(fixtures_dir, name))
-    result = grade_submission(context, sid)
+    result = grade(context, executor, sid)
     assert result is not None and (result.outcome, result.score, result.agrees) == ("graded", 10.0, True)
 
 
-def test_python_stats_example_grades_every_case_as_gradescope_did(context: Context) -> None:
+def test_python_stats_example_grades_every_case_as_gradescope_did(context: Context, executor: DockerExecutor) -> None:
     expected = {"correct": ("graded", 10.0), "partial": ("graded", 7.5),
                 "syntax_error": ("graded", 0.0), "infinite_loop": ("timeout", 0.0)}
     for number, (case, (outcome, score)) in enumerate(sorted(expected.items())):
         sid = ingest(context, example_payload("python-stats", case, 810000 + number), timeout_s=3)
-        result = grade_submission(context, sid)
+        result = grade(context, executor, sid)
         assert result is not None
         assert (case, result.outcome, result.score, result.agrees) == (case, outcome, score, True)
 
 
-def test_c_make_example_builds_with_apt_and_pip_and_compiles_with_make(context: Context) -> None:
+def test_c_make_example_builds_with_apt_and_pip_and_compiles_with_make(context: Context, executor: DockerExecutor) -> None:
     expected = {"correct": 10.0, "wrong_factorial": 5.0, "compile_error": 0.0}
     for number, (case, score) in enumerate(sorted(expected.items())):
         sid = ingest(context, example_payload("c-make", case, 820000 + number))
-        result = grade_submission(context, sid)
+        result = grade(context, executor, sid)
         assert result is not None, case
         assert (case, result.outcome, result.score, result.max_score, result.agrees) == (case, "graded", score, 10.0, True)
         if case == "compile_error":
@@ -166,10 +175,10 @@ def broken_payload(submission_id: int) -> bytes:
     return buf.getvalue()
 
 
-def test_failing_setup_marks_the_assignment_broken_and_its_submissions_error(context: Context) -> None:
+def test_failing_setup_marks_the_assignment_broken_and_its_submissions_error(context: Context, executor: DockerExecutor) -> None:
     first = ingest(context, broken_payload(830001))
     second = ingest(context, broken_payload(830002))
-    result = grade_submission(context, first)
+    result = grade(context, executor, first)
     assert result is not None and result.outcome == "setup_error"
     status, reason = status_of(context, first)
     assert status == "error" and reason is not None and "autograder setup failed" in reason
@@ -177,6 +186,6 @@ def test_failing_setup_marks_the_assignment_broken_and_its_submissions_error(con
         assignment = session.scalars(select(Assignment).where(Assignment.gradescope_id == 66601)).one()
         assert assignment.build_status == "broken"
         assert "Unable to locate package nonexistent" in (assignment.build_log or "")
-    again = grade_submission(context, second)  # no rebuild: the version is known broken
+    again = grade(context, executor, second)  # no rebuild: the version is known broken
     assert again is not None and again.outcome == "setup_error"
     assert "failed earlier" in (status_of(context, second)[1] or "")

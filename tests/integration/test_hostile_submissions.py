@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from greengrader.executors.base import ExecutionResult, Job, Limits
-from greengrader.executors.docker import LABEL_JOB, DockerExecutor
+from greengrader.executors.docker import LABEL_JOB, LABEL_WORKER, DockerExecutor
 from greengrader.images import ImageBuilder
 from greengrader.settings import load_settings
 
@@ -46,9 +46,11 @@ def image(executor: DockerExecutor, docker_client: Any) -> str:
 
 
 @pytest.fixture(autouse=True)
-def no_leftovers(docker_client: Any) -> Iterator[None]:
+def no_leftovers(docker_client: Any, executor: DockerExecutor) -> Iterator[None]:
     yield
-    left = docker_client.containers.list(all=True, filters={"label": LABEL_JOB})
+    executor.drain()  # removal runs off the critical path
+    mine = {"label": [LABEL_JOB, f"{LABEL_WORKER}={executor.worker}"]}
+    left = docker_client.containers.list(all=True, filters=mine)
     assert [c.name for c in left] == [], "a grading container was left behind"
 
 
