@@ -135,3 +135,10 @@ def test_no_real_env_file_is_tracked() -> None:
     ).stdout.split()
     assert not [p for p in tracked if p.endswith(".env")]
     assert not [p for p in tracked if p.startswith("deploy/mosquitto/credentials/") or p.endswith(".key")]
+
+
+def test_mosquitto_conf_includes_auth_and_caps_payloads() -> None:
+    conf = (DEPLOY / "mosquitto" / "mosquitto.conf").read_text()
+    assert "include_dir /mosquitto/config/conf.d" in conf
+    assert "max_packet_size" in conf
+    assert "allow_anonymous true" not in conf
