@@ -6,8 +6,9 @@ payload as the bridge does (``received``), move it to ``queued`` as the schedule
 send ``greengrader.grade`` to the region queue and wait for its Result. Per job:
 
     turnaround = Result stored - received_at
-    runtime    = container runtime (Docker's StartedAt -> FinishedAt)
+    runtime    = the `docker run` part: container create -> exit (host clock)
     overhead   = turnaround - runtime
+    grade path overhead = (Result stored - queued) - runtime   (what the grade task adds)
 
 plus a breakdown from the status history. Prints p50/p95 (targets: overhead p50 <= 0.1 s,
 p95 <= 0.3 s). Usage: python benchmarks/overhead.py [-n 50] [--example python-stats]
@@ -113,6 +114,7 @@ def main() -> None:
                 "turnaround": result.turnaround_s or 0.0,
                 "runtime": result.runtime_s or 0.0,
                 "overhead": (result.turnaround_s or 0.0) - (result.runtime_s or 0.0),
+                "grade_path_overhead": (done - queued).total_seconds() - (result.runtime_s or 0.0),
                 "ingest_to_queued": (queued - received).total_seconds(),
                 "queued_to_claimed": (running - queued).total_seconds(),
                 "claimed_to_container_start": (result.started_at - running).total_seconds() if result.started_at else 0.0,

@@ -121,6 +121,7 @@ class _Claim:
     assignment_key: str
     limits: dict[str, Any]
     broken_log: str | None
+    image_ready: str | None  # the image tag when the version is known to be built
 
 
 def grade_submission(
@@ -148,7 +149,8 @@ def grade_submission(
         return _finish_error(ctx, submission_id, task_id, claim, claim.broken_log)
     try:
         files = payload_files(claim.payload, ctx.settings)
-        _mark_assignment(ctx, claim.assignment_id, "building", None, None, only_if_not_ready=True)
+        if claim.image_ready is None:
+            _mark_assignment(ctx, claim.assignment_id, "building", None, None, only_if_not_ready=True)
         graded = run_payload(files, limits, executor, builder, f"s{submission_id}-{task_id[:8]}", claim.assignment_key)
     except ImageBuildError as exc:
         _mark_assignment(ctx, claim.assignment_id, "broken", None, exc.log or str(exc))
@@ -159,7 +161,6 @@ def grade_submission(
         raise
     except GreengraderError as exc:  # e.g. the stored payload no longer parses
         return _finish_error(ctx, submission_id, task_id, claim, f"cannot grade: {exc}")
-    _mark_assignment(ctx, claim.assignment_id, "ready", graded.image, None)
     return _store(ctx, submission_id, task_id, claim, graded, executor)
 
 
@@ -206,6 +207,7 @@ def _claim(ctx: Context, submission_id: int, task_id: str) -> _Claim | None:
             assignment_key=str(assignment.gradescope_id),
             limits=dict(assignment.limits or {}),
             broken_log=broken,
+            image_ready=assignment.image_tag if assignment.build_status == "ready" else None,
         )
 
 
@@ -301,6 +303,8 @@ def _store(
         result.energy_kwh, result.carbon_g, result.intensity = energy, carbon, intensity
         result.agrees = agrees(graded.score, claim.gradescope_score)
         sub.move_to(STATUS_FOR[ex.outcome], ex.message[:2000], now=now)
+        if claim.image_ready != graded.image:
+            sub.assignment.build_status, sub.assignment.image_tag = "ready", graded.image
     GRADES.labels(ex.outcome, claim.region).inc()
     if carbon is not None:
         CARBON_EMITTED_G.labels(claim.region).inc(carbon)
