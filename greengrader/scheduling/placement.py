@@ -428,18 +428,24 @@ class _Explain:
     shift: float = 0.0
 
     def candidates(self) -> dict[str, Candidate]:
+        finite = np.isfinite(self.costs)
+        best = np.where(finite, self.costs, np.inf).argmin(axis=1)
+        has: list[bool] = np.asarray(finite.any(axis=1)).tolist()
+        rows = np.arange(len(self.regions))
+        now_i: list[float] = np.where(np.isfinite(self.intensity[:, 0]), self.intensity[:, 0], np.nan).tolist()
+        best_i: list[float] = self.intensity[rows, best].tolist()
+        iso = {int(k): _iso(float(self.starts[k])) for k in set(best.tolist())}
+        waits: list[float] = self.waits.tolist()
         out: dict[str, Candidate] = {}
         for i, r in enumerate(self.regions):
-            now_i = float(self.intensity[i, 0])
-            finite = np.isfinite(self.costs[i])
-            best = int(np.argmin(np.where(finite, self.costs[i], np.inf))) if finite.any() else None
+            known = now_i[i] == now_i[i]  # not NaN
             out[r.name] = Candidate(
                 region=r.name, zone=r.zone,
-                intensity=now_i if math.isfinite(now_i) else None,
-                expected_g=self.kwh * now_i if math.isfinite(now_i) else None,
-                best_start=None if best is None else _iso(float(self.starts[best])),
-                best_intensity=None if best is None else float(self.intensity[i, best]),
-                queue_wait_s=float(self.waits[i]), backlog=self.loads.get(r.name, RegionLoad()).backlog,
+                intensity=now_i[i] if known else None,
+                expected_g=self.kwh * now_i[i] if known else None,
+                best_start=iso[int(best[i])] if has[i] else None,
+                best_intensity=best_i[i] if has[i] else None,
+                queue_wait_s=waits[i], backlog=self.loads.get(r.name, RegionLoad()).backlog,
                 feasible=self.why[r.name] is None, why_not=self.why[r.name],
             )
         return out
