@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import beat_init, worker_process_init
 
 from greengrader.db import dispose_all
 
@@ -27,3 +27,12 @@ app.config_from_object("celeryconfig")
 def _reset_pools_after_fork(**_kwargs: Any) -> None:
     # Pooled connections inherited through fork are shared with the parent: drop them.
     dispose_all(close=False)
+
+
+@beat_init.connect
+def _announce_beat(**_kwargs: Any) -> None:
+    # `greengrader health` counts live beats: none (after one was seen) or two is a fault.
+    from greengrader.beatwatch import start_beat_heartbeat
+    from greengrader.settings import get_settings
+
+    start_beat_heartbeat(get_settings())

@@ -246,6 +246,44 @@ def check_docker(settings: Settings) -> Check:
     return Check("docker", State.OK, "docker ok", {"up": 1})
 
 
+def check_beat(settings: Settings) -> Check:
+    """Live beats announced on a Redis broker: exactly one is expected once one was seen."""
+    from greengrader.beatwatch import is_redis, live_beats
+
+    url = settings.effective_broker_url
+    if not is_redis(url):
+        return Check("beat", State.OK, "beat not checked (broker is not Redis)")
+    try:
+        beats, seen = live_beats(url, settings.health_timeout_s)
+    except Exception as exc:  # the broker check reports the outage itself
+        return Check("beat", State.UNKNOWN, f"cannot read beats ({_short_error(exc)})")
+    where = ", ".join(f"{b.get('host')}:{b.get('pid')}" for b in beats)
+    if len(beats) > 1:
+        return Check("beat", State.WARNING, f"{len(beats)} beats running ({where}): periodic sweeps are "
+                     "sent once per beat; run exactly one", {"beats": len(beats)})
+    if not beats and seen:
+        return Check("beat", State.WARNING, "no live beat: nothing releases delayed jobs or recovers lost "
+                     "ones (start `celery -A greengrader beat`)", {"beats": 0})
+    if not beats:
+        return Check("beat", State.OK, "no beat seen yet", {"beats": 0})
+    return Check("beat", State.OK, "beat alive", {"beats": 1})
+
+
+def check_cas(settings: Settings) -> Check:
+    """The configured CAS answers HTTP; when it does not, scheduling falls back (WARNING)."""
+    if not settings.cas_url:
+        return Check("cas", State.OK, "CAS not configured (in-process policy)")
+    import requests
+
+    url = settings.cas_url.rstrip("/")
+    try:
+        requests.get(url + "/healthz", timeout=settings.health_timeout_s).close()
+    except requests.RequestException as exc:
+        return Check("cas", State.WARNING, f"CAS unreachable at {url} ({_short_error(exc)}); "
+                     "scheduling falls back to the in-process policy", {"up": 0})
+    return Check("cas", State.OK, "CAS ok", {"up": 1})
+
+
 # --- Checks on the database's contents --------------------------------------------------
 
 
@@ -325,6 +363,8 @@ def run_health(settings: Settings, regions: RegionRegistry, now: datetime | None
         db = check_database(engine)
         checks = [db, check_broker(settings.effective_broker_url, settings.health_timeout_s)]
         checks.append(check_mqtt(settings))
+        checks.append(check_beat(settings))
+        checks.append(check_cas(settings))
         checks.extend(database_checks(engine, settings, regions, now, db.state is State.OK))
         checks.append(check_docker(settings))
     finally:

@@ -2,14 +2,41 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from typing import Any
+
+from celery.signals import worker_ready
 
 from greengrader.celery_app import app
 from greengrader.context import current_context
+
+log = logging.getLogger(__name__)
 
 
 @app.task(name="greengrader.grade", bind=True, acks_late=True)
 def grade(self: Any, submission_id: int) -> None:
     from greengrader.grading import grade_submission
 
-    grade_submission(current_context(), submission_id, task_id=self.request.id)
+    grade_submission(current_context(), submission_id, task_id=self.request.id, worker=self.request.hostname)
+
+
+@worker_ready.connect
+def _remove_leftovers(sender: Any = None, **_kwargs: Any) -> None:
+    """A worker SIGKILLed mid-job leaves its container behind: its successor (same node
+    name) removes it at start, in the background so startup is not delayed."""
+    hostname = str(getattr(sender, "hostname", "") or "")
+    if hostname:
+        threading.Thread(target=_janitor, args=(hostname,), name="greengrader-janitor", daemon=True).start()
+
+
+def _janitor(hostname: str) -> None:
+    from greengrader.executors import get_executor
+
+    try:
+        settings = current_context().settings
+        removed = get_executor(settings.executor, settings, worker=hostname).janitor()
+        if removed:
+            log.info("removed %d job containers left by an earlier %s", removed, hostname)
+    except Exception:  # no Docker here, or no cluster: nothing this worker could have left
+        log.debug("janitor at start failed", exc_info=True)
