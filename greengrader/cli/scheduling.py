@@ -127,13 +127,15 @@ def cas_group() -> None:
 @cas_group.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
-def cas_serve(host: str, port: int) -> None:
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="uvicorn worker processes.")
+def cas_serve(host: str, port: int, workers: int) -> None:
     """Serve /carbon-aware-scheduler/ (GET with a JSON body, or POST)."""
     from greengrader.context import Context
     from greengrader.scheduling.cas_service import serve
 
     click.echo(f"CAS listening on http://{host}:{port}/carbon-aware-scheduler/", err=True)
-    serve(Context.from_settings(), host, port)
+    serve(Context.from_settings(), host, port, workers)
 
 
 def register(group: click.Group) -> None:

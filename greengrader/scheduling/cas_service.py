@@ -9,6 +9,7 @@ candidate 400, anything else a JSON 500 — never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -217,11 +218,31 @@ def app_from_context(ctx: Context) -> FastAPI:
         watts_per_core=s.schedule_watts_per_core, pue=s.pue, capacity_aware=False, queue_aware=False,
         forecast_cache_s=s.forecast_cache_s,
     )
+    _warm(placer, ctx.now())
     return create_app(placer, list(ctx.regions), ctx.now)
 
 
-def serve(ctx: Context, host: str = "127.0.0.1", port: int = 8080) -> None:
-    """Run the service with uvicorn (blocks)."""
+def _warm(placer: Placer, now: datetime) -> None:
+    # Load each zone's data before taking requests, so the first requests (and every
+    # uvicorn worker) do not pay for parsing data sets.
+    for region in placer.regions:
+        # A replaying data set may not cover today; its data are loaded all the same.
+        with contextlib.suppress(CarbonDataError):
+            placer.provider.forecast(region.zone, now, 3600)
+
+
+def app_from_env() -> FastAPI:
+    """App factory for uvicorn worker processes (each builds its context from settings)."""
+    return app_from_context(Context.from_settings())
+
+
+def serve(ctx: Context, host: str = "127.0.0.1", port: int = 8080, workers: int = 1) -> None:
+    """Run the service with uvicorn (blocks). Several workers share the port, each with its
+    own context built from the environment."""
     import uvicorn
 
+    if workers > 1:
+        uvicorn.run("greengrader.scheduling.cas_service:app_from_env", factory=True, host=host, port=port,
+                    workers=workers, log_level="warning", access_log=False)
+        return
     uvicorn.run(app_from_context(ctx), host=host, port=port, log_level="warning", access_log=False)
