@@ -13,14 +13,16 @@ from __future__ import annotations
 import io
 import logging
 import socket
+import time
 import uuid
 import zipfile
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from greengrader.bridge.payload import METADATA, parse_payload
 from greengrader.bridge.payload import Limits as PayloadLimits
@@ -35,7 +37,7 @@ from greengrader.errors import (
 from greengrader.executors import ExecutionResult, Executor, Job, Limits, get_executor
 from greengrader.images import ImageBuilder
 from greengrader.metrics import CARBON_EMITTED_G, GRADES
-from greengrader.models import Assignment, Result, Status, Submission, Worker
+from greengrader.models import Assignment, Result, Status, Submission, SubmissionPayload, Worker
 from greengrader.models.status import TERMINAL
 from greengrader.results import ParsedResults, agrees, parse_results
 from greengrader.settings import Settings
@@ -174,9 +176,20 @@ def _executor(settings: Settings, worker: str | None = None) -> Executor:
 
 def _claim(ctx: Context, submission_id: int, task_id: str) -> _Claim | None:
     with ctx.db.transaction() as session:
-        sub = session.get(Submission, submission_id, with_for_update=True)
+        # One round trip: the row (locked), its assignment and payload bytes; the status
+        # history is not loaded (appending to it only inserts).
+        sub = session.scalars(
+            select(Submission)
+            .where(Submission.id == submission_id)
+            .options(
+                joinedload(Submission.assignment, innerjoin=True),
+                joinedload(Submission.payload, innerjoin=True).undefer(SubmissionPayload.data),
+            )
+            .with_for_update(of=Submission)
+        ).first()
         if sub is None:
             raise NotFound(f"submission {submission_id} does not exist")
+        _skip_history_load(sub)
         status = Status(sub.status)
         if status in TERMINAL:
             log.info("submission %s already %s; nothing to do", submission_id, status.value)
@@ -232,9 +245,17 @@ def _mark_assignment(
             assignment.build_log = build_log
 
 
+def _skip_history_load(sub: Submission) -> None:
+    # move_to() appends a StatusEvent; mark the history as loaded (empty) so appending
+    # inserts one row instead of first selecting the whole history.
+    set_committed_value(sub, "events", [])
+
+
 def _owned(session: Session, submission_id: int, task_id: str) -> Submission | None:
     """The submission locked, if this task still owns it (a newer rerun may have taken over)."""
-    sub = session.get(Submission, submission_id, with_for_update=True)
+    sub = session.scalars(select(Submission).where(Submission.id == submission_id).with_for_update()).first()
+    if sub is not None:
+        _skip_history_load(sub)
     if sub is None or sub.status != Status.RUNNING.value or sub.task_id != task_id:
         log.warning("submission %s no longer owned by task %s; result discarded", submission_id, task_id)
         return None
@@ -268,11 +289,8 @@ def _finish_error(ctx: Context, submission_id: int, task_id: str, claim: _Claim,
 
 
 def _result_row(session: Session, submission_id: int, outcome: str) -> Result:
-    """The submission's Result, reset if a crashed run left a partial one."""
-    existing = session.scalars(select(Result).where(Result.submission_id == submission_id)).first()
-    if existing is not None:
-        session.delete(existing)
-        session.flush()
+    """The submission's Result, replacing one a previous run (crash, regrade) left."""
+    session.execute(delete(Result).where(Result.submission_id == submission_id))
     result = Result(submission_id=submission_id, outcome=outcome)
     session.add(result)
     return result
@@ -287,9 +305,7 @@ def _store(
         sub = _owned(session, submission_id, task_id)
         if sub is None:
             return None
-        worker_id = session.scalars(
-            select(Worker.id).where(Worker.hostname == getattr(executor, "worker", socket.gethostname()))
-        ).first()
+        worker_id = _worker_id(session, getattr(executor, "worker", socket.gethostname()))
         result = _result_row(session, submission_id, ex.outcome)
         now = ctx.now()
         result.region, result.worker_id, result.message = claim.region, worker_id, ex.message
@@ -336,6 +352,17 @@ def _carbon(ctx: Context, region: str, ex: ExecutionResult) -> tuple[float | Non
 
 
 _CACHE: dict[tuple[str, int], Any] = {}
+_WORKER_IDS: dict[str, tuple[int | None, float]] = {}
+
+
+def _worker_id(session: Session, hostname: str) -> int | None:
+    # The registry row rarely changes: look it up once a minute, not once per job.
+    hit = _WORKER_IDS.get(hostname)
+    if hit is not None and time.monotonic() - hit[1] < 60:
+        return hit[0]
+    worker_id = session.scalars(select(Worker.id).where(Worker.hostname == hostname)).first()
+    _WORKER_IDS[hostname] = (worker_id, time.monotonic())
+    return worker_id
 
 
 def _cached(key: tuple[str, int], build: Any) -> Any:

@@ -20,7 +20,7 @@ from greengrader.context import Context
 from greengrader.examples import example_payload
 from greengrader.executors.docker import LABEL_JOB, LABEL_WORKER, DockerExecutor
 from greengrader.grading import grade_submission
-from greengrader.models import Assignment, Result, Status, Submission
+from greengrader.models import Assignment, Result, Status, StatusEvent, Submission
 
 pytestmark = pytest.mark.docker
 
@@ -72,6 +72,8 @@ def test_correct_payload_scores_10_of_10_and_agrees_with_gradescope(context: Con
     assert result.cpu_s is not None and result.cpu_s > 0
     assert status_of(context, sid)[0] == "graded"
     with context.db.session() as session:
+        history = session.scalars(select(StatusEvent.to_status).where(StatusEvent.submission_id == sid).order_by(StatusEvent.id)).all()
+        assert history[-4:] == ["scheduled", "queued", "running", "graded"]
         assignment = session.scalars(select(Assignment)).one()
         assert assignment.build_status == "ready"
         assert assignment.image_tag and assignment.image_tag.startswith("greengrader/assignment:")
