@@ -31,11 +31,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from tenacity import Retrying, retry_if_exception_type, stop_never, wait_exponential
 
 from greengrader.bridge.ingest import enqueue_schedule, make_store, prepare, store_prepared
-from greengrader.bridge.store import IngestOutcome
+from greengrader.bridge.store import IngestOutcome, Rejected
 from greengrader.errors import DatabaseError, GreengraderError
 from greengrader.metrics import PUBLISH_TO_COMMIT
 
@@ -257,7 +257,7 @@ class Bridge:
     def _store_until_committed(self, prepared: list[Any]) -> list[IngestOutcome] | None:
         """Retry the batch while the database is unreachable; None if asked to stop meanwhile."""
         retrying = Retrying(
-            retry=retry_if_exception_type((SQLAlchemyError, DatabaseError)),
+            retry=retry_if_exception_type((OperationalError, InterfaceError, DatabaseError)),
             wait=wait_exponential(multiplier=0.2, max=10),
             stop=stop_never,
             before_sleep=lambda state: log.warning(
@@ -270,8 +270,30 @@ class Bridge:
             if self._stop.is_set() and attempt.retry_state.attempt_number > 1:
                 return None
             with attempt:
-                return store_prepared(self.ctx, prepared, self.store)
+                try:
+                    return store_prepared(self.ctx, prepared, self.store)
+                except (OperationalError, InterfaceError):
+                    raise
+                except SQLAlchemyError as exc:
+                    # The server is up but refused the data: isolate the poison message
+                    # instead of retrying the whole batch forever.
+                    return self._store_one_by_one(prepared, exc)
         return None
+
+    def _store_one_by_one(self, prepared: list[Any], first: SQLAlchemyError) -> list[IngestOutcome]:
+        log.warning("batch refused by the database (%s); storing messages one by one", type(first).__name__)
+        outcomes = []
+        for item in prepared:
+            try:
+                outcomes += store_prepared(self.ctx, [item], self.store)
+            except (OperationalError, InterfaceError):
+                raise
+            except SQLAlchemyError as exc:
+                # Accepted items hold the pseudonymised bytes, so no identities reach quarantine.
+                sha = item.sha256 if isinstance(item, Rejected) else item.parsed.sha256
+                rejected = Rejected("unstorable", type(exc).__name__, item.data, sha, item.topic)
+                outcomes += store_prepared(self.ctx, [rejected], self.store)
+        return outcomes
 
     def _ack(self, msg: Inbound) -> None:
         if msg.generation != self._generation:
