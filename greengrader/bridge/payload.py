@@ -18,6 +18,7 @@ import hashlib
 import io
 import json
 import lzma
+import math
 import stat
 import struct
 import zipfile
@@ -37,6 +38,9 @@ HOSTNAME = ROOT + "hostname.txt"
 # Caps on the small JSON members we decode ourselves (they are metadata, not student work).
 MAX_JSON_BYTES = 4 * 1024 * 1024
 MAX_HOSTNAME_CHARS = 300
+# Gradescope's metadata nests about five levels; deeper JSON only serves to exhaust the
+# recursion limit of the code that copies or re-serialises it (pseudonymisation, jsonb).
+MAX_JSON_DEPTH = 64
 
 REASONS = frozenset(
     {
@@ -160,7 +164,8 @@ def check_structure(data: bytes, infos: list[zipfile.ZipInfo], cd_start: int, li
 
 def _check_entry(info: zipfile.ZipInfo, seen: set[str]) -> None:
     name = info.filename
-    if unsafe_name(name):
+    # zipfile cuts names at the first NUL, so only the name as stored can show one.
+    if unsafe_name(name) or unsafe_name(info.orig_filename):
         raise PayloadRejected("unsafe_path", "an entry name is absolute or contains '..'")
     if name in seen:
         raise PayloadRejected("duplicate_entry", "two entries share a name")
@@ -292,12 +297,57 @@ def _extract(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], data: bytes, lim
 
 def _json_object(raw: bytes, reason: str) -> dict[str, Any]:
     try:
-        value = json.loads(raw.decode("utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        value = json.loads(raw.decode("utf-8-sig"), parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:  # ValueError: also the int digit limit
         raise PayloadRejected(reason, f"not valid JSON ({type(exc).__name__})") from None
     if not isinstance(value, dict):
         raise PayloadRejected(reason, f"top level is {type(value).__name__}, not an object")
+    problem = unstorable_json(value)
+    if problem:
+        raise PayloadRejected(reason, problem)
     return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def unstorable_json(value: Any) -> str | None:
+    """Why Postgres ``jsonb`` (or a recursive copy) could not take ``value``; None if it can.
+
+    jsonb refuses ``\u0000``, unpaired surrogates and non-finite numbers; such a value
+    passing validation would fail every later insert of its batch.
+    """
+    # Depth-first over iterators: extra memory is O(depth), not O(nodes).
+    stack: list[Any] = [iter((value,))]
+    while stack:
+        for item in stack[-1]:
+            if isinstance(item, dict | list):
+                if len(stack) > MAX_JSON_DEPTH:
+                    return f"nested deeper than {MAX_JSON_DEPTH} levels"
+                if isinstance(item, dict) and any(_bad_text(key) for key in item):
+                    return "a key holds NUL or an unpaired surrogate"
+                stack.append(iter(item.values() if isinstance(item, dict) else item))
+                break
+            if isinstance(item, str) and _bad_text(item):
+                return "a string holds NUL or an unpaired surrogate"
+            if isinstance(item, float) and not math.isfinite(item):
+                return "a number is not finite"
+        else:
+            stack.pop()
+    return None
+
+
+def _bad_text(text: str) -> bool:
+    if "\x00" in text:
+        return True
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _int_id(value: Any, name: str) -> int:
@@ -305,8 +355,13 @@ def _int_id(value: Any, name: str) -> int:
         raise PayloadRejected("missing_id", f"{name} is missing")
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise PayloadRejected("wrong_type", f"{name} is {type(value).__name__}, not an integer")
-    if isinstance(value, str) and not value.strip().isdigit():
-        raise PayloadRejected("wrong_type", f"{name} is not an integer")
+    if isinstance(value, str):
+        # isdigit() alone admits "²", which int() refuses; 19 digits already exceed 2**63.
+        value = value.strip()
+        if not (value.isascii() and value.isdigit()):
+            raise PayloadRejected("wrong_type", f"{name} is not an integer")
+        if len(value.lstrip("0")) > 19:
+            raise PayloadRejected("wrong_type", f"{name} is out of range")
     number = int(value)
     if not 0 < number < 2**63:
         raise PayloadRejected("wrong_type", f"{name} is out of range")
@@ -319,9 +374,12 @@ def _optional_float(value: Any, name: str) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise PayloadRejected("wrong_type", f"{name} is {type(value).__name__}, not a number")
     try:
-        return float(value)
-    except ValueError:
+        number = float(value)
+    except (ValueError, OverflowError):
         raise PayloadRejected("wrong_type", f"{name} is not a number") from None
+    if not math.isfinite(number):
+        raise PayloadRejected("wrong_type", f"{name} is not a finite number")
+    return number
 
 
 def _optional_str(value: Any, name: str) -> str | None:
@@ -383,15 +441,16 @@ def score_of(results: dict[str, Any] | None) -> float | None:
     if isinstance(tests, list):
         scores = [t.get("score") for t in tests if isinstance(t, dict)]
         numbers = [float(s) for s in scores if isinstance(s, int | float) and not isinstance(s, bool)]
-        if numbers:
-            return sum(numbers)
+        if numbers and math.isfinite(total := sum(numbers)):  # 1e308 + 1e308 is inf
+            return total
     return None
 
 
 def _hostname(zf: zipfile.ZipFile, info: zipfile.ZipInfo | None, meter: _Meter) -> str | None:
     if info is None:
         return None
-    text = meter.read(zf, info, 4096).decode("utf-8", errors="replace").strip()
+    # NUL is the one character a Postgres text column refuses.
+    text = meter.read(zf, info, 4096).decode("utf-8", errors="replace").replace("\x00", "").strip()
     return text[:MAX_HOSTNAME_CHARS] or None
 
 
