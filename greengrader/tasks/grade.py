@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from celery.signals import worker_ready
@@ -31,12 +32,25 @@ def _remove_leftovers(sender: Any = None, **_kwargs: Any) -> None:
 
 
 def _janitor(hostname: str) -> None:
+    """At start, everything an earlier worker of this name left; then, every heartbeat
+    interval, containers of pool processes cancelled or killed mid-job (SIGTERM when the
+    broker connection drops, SIGKILL, OOM) that never reached their own cleanup."""
     from greengrader.executors import get_executor
 
     try:
         settings = current_context().settings
-        removed = get_executor(settings.executor, settings, worker=hostname).janitor()
+        executor = get_executor(settings.executor, settings, worker=hostname)
+        removed = executor.janitor()
         if removed:
             log.info("removed %d job containers left by an earlier %s", removed, hostname)
     except Exception:  # no Docker here, or no cluster: nothing this worker could have left
         log.debug("janitor at start failed", exc_info=True)
+        return
+    remove_exited = getattr(executor, "remove_exited", None)
+    while remove_exited is not None:
+        time.sleep(settings.worker_heartbeat_s)
+        try:
+            if removed := remove_exited():
+                log.warning("removed %d job containers whose pool process died mid-job", removed)
+        except Exception:  # the daemon may be restarting: try again next interval
+            log.debug("periodic container cleanup failed", exc_info=True)

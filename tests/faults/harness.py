@@ -495,7 +495,7 @@ class Pipeline:
         figures.graded_in_docker = sum(1 for _, outcome, score in results if outcome == "graded" and score == 10.0)
         figures.conflicting = sum(1 for n in per_result.values() if n > 1) + sum(
             1 for _, n in terminal_events if n > 1)
-        wait_until(lambda: not job_containers(self.prefix), 30, "job containers to be removed", None, fail=False)
+        wait_until(lambda: not job_containers(self.prefix), 45, "job containers to be removed", None, fail=False)
         figures.containers_left = len(job_containers(self.prefix))
         figures.record()
         assert figures.lost == 0, f"lost {figures.lost}"
