@@ -317,6 +317,26 @@ class DockerExecutor:
                 pass  # still in use by a running job of another worker
         return removed
 
+    def remove_exited(self, older_than_s: float = 15.0) -> int:
+        """Remove this worker's job containers that exited more than ``older_than_s`` ago.
+
+        A pool process killed or cancelled mid-job (SIGTERM on a broker connection loss,
+        SIGKILL) never reaches its ``finally``; the worker's main process calls this
+        periodically. Containers that just exited are left to the job still reading them.
+        """
+        removed = 0
+        now = datetime.now(UTC)
+        filters = {"label": f"{LABEL_WORKER}={self.worker}", "status": ["exited", "dead"]}
+        for container in self.client.containers.list(all=True, filters=filters):
+            with contextlib.suppress(NotFound, APIError):
+                state = self.client.api.inspect_container(container.id)["State"]
+                finished = _parse_time(state.get("FinishedAt", ""))
+                if finished is not None and now.timestamp() - finished < older_than_s:
+                    continue
+                container.remove(force=True)
+                removed += 1
+        return removed
+
     def leftovers(self) -> list[str]:
         """Names of containers carrying our job label (for tests and health)."""
         return [c.name for c in self.client.containers.list(all=True, filters={"label": LABEL_JOB})]
