@@ -43,6 +43,9 @@ class RegionLoad:
         return self.queued + self.running
 
 
+_IDLE = RegionLoad()
+
+
 @dataclass(frozen=True)
 class PlacementRequest:
     """What one job needs: when it may start, how long it runs, how long it may wait."""
@@ -134,6 +137,11 @@ class _Stack:
     grid: tuple[float, int] | None = None  # (start epoch s, step s) when stacked
     values: FloatArray | None = None  # [R, N], NaN rows for regions without data
     cum: FloatArray | None = None  # [R, N + 1] running integral (g/kWh x s)
+    # Means at grid-step starts for the single-decision path, keyed by the window's steps,
+    # runtime and queue waits: they only change when the window crosses a step boundary.
+    _grid_means: dict[tuple[int, int, float, tuple[float, ...]], list[list[float]]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def build(cls, series: list[IntensitySeries | None], errors: dict[str, str]) -> _Stack:
@@ -176,6 +184,52 @@ class _Stack:
             ok = (starts >= start_s) & (end <= start_s + n * step + 1e-6) & np.isfinite(mean)
         out: FloatArray = np.where(ok, mean, np.inf)
         return out
+
+    @cached_property
+    def _lists(self) -> tuple[list[list[float]], list[list[float]]]:
+        # Plain floats: one decision touches ~R x S cells, where numpy's per-call overhead
+        # costs more than the arithmetic.
+        assert self.values is not None and self.cum is not None
+        return self.values.tolist(), self.cum.tolist()
+
+    def _mean_one(self, r: int, eff: float, dur: float) -> float:
+        """:meth:`mean` for one cell (the same arithmetic, so the same answer)."""
+        assert self.grid is not None
+        start_s, step = self.grid
+        values, cum = self._lists
+        vals, acc = values[r], cum[r]
+        n = len(vals)
+        end = eff + dur
+        if not (eff >= start_s and end <= start_s + n * step + 1e-6):
+            return math.inf
+        off0, off1 = eff - start_s, end - start_s
+        k0 = min(max(int(off0 // step), 0), n - 1)
+        k1 = min(max(int(off1 // step), 0), n - 1)
+        mean = ((acc[k1] + vals[k1] * (off1 - k1 * step)) - (acc[k0] + vals[k0] * (off0 - k0 * step))) / dur
+        return mean if math.isfinite(mean) else math.inf
+
+    def means_one(
+        self, w0: float, w1: float, runtime_s: float, waits: Sequence[float]
+    ) -> tuple[list[float], list[list[float]]]:
+        """Candidate starts ``[S]`` and mean intensities ``[R][S]`` for one job on the grid
+        (what :meth:`Placer._starts` and :meth:`mean` give for a batch of one)."""
+        assert self.grid is not None
+        start_s, step = self.grid
+        dur = max(runtime_s, 1e-9)
+        k0 = count = 0
+        if w1 > w0:
+            k0 = math.floor((w0 - start_s) / step) + 1
+            count = max(math.floor((w1 - start_s) / step) + 1 - k0, 0)
+        starts = [w0, *(start_s + float(k0 + c) * step for c in range(count))]
+        key = (k0, count, runtime_s, tuple(waits))
+        later = self._grid_means.get(key)
+        if later is None:
+            later = [[self._mean_one(r, g + wait, dur) for g in starts[1:]] for r, wait in enumerate(waits)]
+            if len(self._grid_means) > 4096:
+                self._grid_means.clear()
+            self._grid_means[key] = later
+        rows = [[self._mean_one(r, w0 + wait, dur), *later[r]] for r, wait in enumerate(waits)]
+        return starts, rows
 
     def _mean_each(self, starts: FloatArray, runtime_s: FloatArray) -> FloatArray:
         out = np.full(starts.shape, np.inf)
@@ -291,10 +345,49 @@ class Placer:
 
         ``replay``: when the carbon data do not cover ``now`` and the provider can replay
         (data sets), decide on its replayed time; False decides on ``now`` or fails."""
-        placement = self.place_many([req], now, loads, replay=replay)[0]
+        placement = self._place_one(req, now, loads or {}, replay)
+        if placement is None:  # forecasts not on one grid: the general path
+            placement = self.place_many([req], now, loads, replay=replay)[0]
         if isinstance(placement, SchedulingError):
             raise placement
         return placement
+
+    def _place_one(
+        self, req: PlacementRequest, now: datetime, loads: Mapping[str, RegionLoad], replay: bool
+    ) -> Placement | SchedulingError | None:
+        """:meth:`_place_group` for one job in plain floats (a decision touches ~R x S cells,
+        where numpy's per-call overhead dominates); None when the forecasts share no grid."""
+        regions = self.candidate_regions(None if req.regions is None else tuple(req.regions))
+        if not regions:
+            return SchedulingError("no candidate regions (all disabled?)")
+        shift = self._replay_offset(regions[0].zone, now) if replay else 0.0
+        now = now + timedelta(seconds=shift)
+        now_s = as_utc(now).timestamp()
+        w0, w1 = self._window(req, now_s - shift)
+        w0, w1 = w0 + shift, w1 + shift
+        runtime = float(req.runtime_s)
+        waits = [runtime * self._queue_rounds(r, loads.get(r.name, _IDLE)) for r in regions]
+        stack = self._forecasts(regions, now, int(w1 - now_s + max(waits) + runtime) + 1)
+        if stack.grid is None:
+            return None
+        starts, intensity = stack.means_one(w0, w1, runtime, waits)
+        kwh = runtime * (req.cores * (req.watts_per_core or self.watts_per_core)) * self.pue / J_PER_KWH
+        pen = self.queue_wait_penalty
+        costs = [[kwh * (i + pen * wait / 3600.0) for i in row] for row, wait in zip(intensity, waits, strict=True)]
+        usable, why = self._usable(regions, loads, stack.errors)
+        names = [r.name for r in regions]
+        ri, si = self.policy.choose_one(costs, usable, job=req.job, regions=names)
+        if ri < 0:
+            detail = "; ".join(f"{r.name}: {why[r.name] or 'no data'}" for r in regions)
+            return SchedulingError(f"no viable candidate region ({detail})")
+        return Placement(
+            policy=self.policy.name, region=names[ri],
+            start=datetime.fromtimestamp(starts[si] - shift, UTC),
+            expected_g=kwh * intensity[ri][si], intensity=intensity[ri][si],
+            runtime_s=req.runtime_s, energy_kwh=kwh,
+            explain_data=_Explain(self.policy.name, regions, [t - shift for t in starts], intensity, costs,
+                                  kwh, waits, loads, why, usable, ri, si, shift),
+        )
 
     def place_many(
         self, reqs: Sequence[PlacementRequest], now: datetime,
@@ -326,7 +419,7 @@ class Placer:
         now_s = as_utc(now).timestamp()
         windows = np.array([self._window(r, now_s - shift) for r in reqs]) + shift
         runtime = np.array([r.runtime_s for r in reqs], dtype=np.float64)
-        rounds = np.array([self._queue_rounds(r, loads.get(r.name, RegionLoad())) for r in regions])
+        rounds = np.array([self._queue_rounds(r, loads.get(r.name, _IDLE)) for r in regions])
         waits = runtime[:, None] * rounds[None, :]  # [J, R] seconds
         horizon = int(windows[:, 1].max() - now_s + waits.max() + runtime.max()) + 1
         stack = self._forecasts(regions, now, horizon)
@@ -385,6 +478,12 @@ class Placer:
     def _feasible(
         self, regions: Sequence[Region], loads: Mapping[str, RegionLoad], errors: Mapping[str, str]
     ) -> tuple[BoolArray, dict[str, str | None]]:
+        usable, why = self._usable(regions, loads, errors)
+        return np.array(usable, dtype=bool), why
+
+    def _usable(
+        self, regions: Sequence[Region], loads: Mapping[str, RegionLoad], errors: Mapping[str, str]
+    ) -> tuple[list[bool], dict[str, str | None]]:
         why: dict[str, str | None] = {}
         for r in regions:
             if r.name in errors:
@@ -399,74 +498,80 @@ class Placer:
                 why[r.name] = None
         usable = [why[r.name] is None for r in regions]
         if self.capacity_aware:
-            full = [loads.get(r.name, RegionLoad()).backlog >= r.capacity for r in regions]
+            full = [loads.get(r.name, _IDLE).backlog >= r.capacity for r in regions]
             # Skip full regions for the next best, unless every usable region is full.
             if any(u and not f for u, f in zip(usable, full, strict=True)):
                 for r, u, f in zip(regions, usable, full, strict=True):
                     if u and f:
                         why[r.name] = "no free worker slot"
-        return np.array([why[r.name] is None for r in regions]), why
+        return [why[r.name] is None for r in regions], why
 
 
 @dataclass(frozen=True)
 class _Explain:
     """What a decision saw; turned into per-candidate detail and a reason only on demand
-    (a batch of decisions should not pay for text nobody reads)."""
+    (a batch of decisions should not pay for text nobody reads). Arrays or lists: the batch
+    path hands numpy rows, the single-decision path plain lists."""
 
     policy: str
     regions: Sequence[Region]
-    starts: FloatArray  # [S]
-    intensity: FloatArray  # [R, S]
-    costs: FloatArray  # [R, S]
+    starts: FloatArray | Sequence[float]  # [S]
+    intensity: FloatArray | Sequence[Sequence[float]]  # [R, S]
+    costs: FloatArray | Sequence[Sequence[float]]  # [R, S]
     kwh: float
-    waits: FloatArray  # [R]
+    waits: FloatArray | Sequence[float]  # [R]
     loads: Mapping[str, RegionLoad]
     why: Mapping[str, str | None]
-    feasible: BoolArray
+    feasible: BoolArray | Sequence[bool]
     ri: int
     si: int
     shift: float = 0.0
 
     def candidates(self) -> dict[str, Candidate]:
-        finite = np.isfinite(self.costs)
-        best = np.where(finite, self.costs, np.inf).argmin(axis=1)
-        has: list[bool] = np.asarray(finite.any(axis=1)).tolist()
-        rows = np.arange(len(self.regions))
-        now_i: list[float] = np.where(np.isfinite(self.intensity[:, 0]), self.intensity[:, 0], np.nan).tolist()
-        best_i: list[float] = self.intensity[rows, best].tolist()
-        iso = {int(k): _iso(float(self.starts[k])) for k in set(best.tolist())}
-        waits: list[float] = self.waits.tolist()
+        costs, intensity = _plain(self.costs), _plain(self.intensity)
+        starts, waits = _plain(self.starts), _plain(self.waits)
         out: dict[str, Candidate] = {}
         for i, r in enumerate(self.regions):
-            known = now_i[i] == now_i[i]  # not NaN
+            row = costs[i]
+            finite = [k for k, c in enumerate(row) if math.isfinite(c)]
+            best = min(finite, key=row.__getitem__) if finite else None  # first minimum
+            now_i = intensity[i][0]
+            known = math.isfinite(now_i)
             out[r.name] = Candidate(
                 region=r.name, zone=r.zone,
-                intensity=now_i[i] if known else None,
-                expected_g=self.kwh * now_i[i] if known else None,
-                best_start=iso[int(best[i])] if has[i] else None,
-                best_intensity=best_i[i] if has[i] else None,
-                queue_wait_s=waits[i], backlog=self.loads.get(r.name, RegionLoad()).backlog,
+                intensity=now_i if known else None,
+                expected_g=self.kwh * now_i if known else None,
+                best_start=_iso(starts[best]) if best is not None else None,
+                best_intensity=intensity[i][best] if best is not None else None,
+                queue_wait_s=waits[i], backlog=self.loads.get(r.name, _IDLE).backlog,
                 feasible=self.why[r.name] is None, why_not=self.why[r.name],
             )
         return out
 
     def reason(self) -> str:
-        chosen, start = self.regions[self.ri].name, float(self.starts[self.si])
-        delay_h = (start - float(self.starts[0])) / 3600.0
+        intensity, starts, waits = _plain(self.intensity), _plain(self.starts), _plain(self.waits)
+        chosen, start = self.regions[self.ri].name, float(starts[self.si])
+        delay_h = (start - float(starts[0])) / 3600.0
         when = "now" if delay_h < 1e-9 else f"at {_iso(start)} (+{delay_h:.1f} h)"
-        parts = [f"{self.policy}: {chosen} {when}, {self.intensity[self.ri, self.si]:.0f} g/kWh expected"]
-        now_col = np.where(self.feasible, self.intensity[:, 0], np.inf)
-        if np.isfinite(now_col).any():
-            bi = int(np.argmin(now_col))
+        parts = [f"{self.policy}: {chosen} {when}, {intensity[self.ri][self.si]:.0f} g/kWh expected"]
+        now_col = [row[0] if ok else math.inf for row, ok in zip(intensity, _plain(self.feasible), strict=True)]
+        finite = [k for k, v in enumerate(now_col) if math.isfinite(v)]
+        if finite:
+            bi = min(finite, key=now_col.__getitem__)
             parts.append(f"best immediate: {self.regions[bi].name} {now_col[bi]:.0f} g/kWh")
         skipped = [f"{n} ({w})" for n, w in self.why.items() if w]
         if skipped:
             parts.append("skipped " + ", ".join(skipped))
-        if self.waits[self.ri] > 0:
-            parts.append(f"queue wait ~{self.waits[self.ri]:.0f} s")
+        if waits[self.ri] > 0:
+            parts.append(f"queue wait ~{waits[self.ri]:.0f} s")
         if self.shift:
-            parts.append(f"carbon data replayed at {_iso(float(self.starts[0]) + self.shift)}")
+            parts.append(f"carbon data replayed at {_iso(float(starts[0]) + self.shift)}")
         return "; ".join(parts)
+
+
+def _plain(x: Any) -> Any:
+    """Nested Python lists from a numpy array (or the list itself)."""
+    return x.tolist() if isinstance(x, np.ndarray) else x
 
 
 def _iso(ts: float) -> str:

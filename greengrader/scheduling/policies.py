@@ -24,6 +24,7 @@ Ties go to the lowest region index, then the earliest start.
 from __future__ import annotations
 
 import importlib
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
@@ -135,6 +136,19 @@ class Policy(ABC):
         self, cube: FloatArray, mask: BoolArray, jobs: IntArray, regions: Sequence[str] | None
     ) -> tuple[IntArray, IntArray]:
         return argmin_feasible(self.score(cube, jobs, regions), mask)
+
+    def choose_one(
+        self, costs: Sequence[Sequence[float]], feasible: Sequence[bool], *, job: int = 0,
+        regions: Sequence[str] | None = None,
+    ) -> tuple[int, int]:
+        """:meth:`choose` for a single job given as plain lists ``costs[R][S]`` and
+        ``feasible[R]``; returns ``(region_idx, start_idx)``, -1s when nothing is feasible.
+        Cost-driven policies override it with a pure-Python scan (the same answer)."""
+        region, start = self.choose(
+            np.array(costs, dtype=np.float64)[None], np.array(feasible, dtype=bool)[None, :, None],
+            jobs=[job], regions=regions,
+        )
+        return int(region[0]), int(start[0])
 
     def choose_grid(
         self,
@@ -280,23 +294,62 @@ class RoundRobin(Policy):
         return out
 
 
-class Worst(Policy):
+def _scan_one(
+    costs: Sequence[Sequence[float]], feasible: Sequence[bool], temporal: bool, sign: float
+) -> tuple[int, int]:
+    """Lowest ``sign * cost`` over feasible finite cells; ties to the lowest region, then
+    the earliest start (what :func:`argmin_feasible` does on a cube of one job)."""
+    best, choice = math.inf, (NO_CHOICE, NO_CHOICE)
+    for r, (row, ok) in enumerate(zip(costs, feasible, strict=True)):
+        if not ok:
+            continue
+        cells = row if temporal else row[:1]
+        if sign > 0:
+            # min() in C: it skips NaN except in first place and finds the first minimum.
+            low = min(cells)
+            if low == math.inf:
+                continue
+            if math.isfinite(low):
+                if low < best:
+                    best, choice = low, (r, list(cells).index(low))
+                continue
+        for s, cost in enumerate(cells):
+            if math.isfinite(cost) and sign * cost < best:
+                best, choice = sign * cost, (r, s)
+    return choice
+
+
+class _CostDriven(Policy):
+    """A policy whose score is ``sign x cost``: a single job needs no numpy at all."""
+
+    _sign = 1.0
+
+    def score(self, costs: FloatArray, jobs: IntArray, regions: Sequence[str] | None) -> FloatArray:
+        out: FloatArray = costs if self._sign > 0 else -costs
+        return out
+
+    def choose_one(
+        self, costs: Sequence[Sequence[float]], feasible: Sequence[bool], *, job: int = 0,
+        regions: Sequence[str] | None = None,
+    ) -> tuple[int, int]:
+        cls = type(self)
+        if cls.score is not _CostDriven.score or cls._pick is not Policy._pick or cls.choose is not Policy.choose:
+            # A subclass changed how scores are made: take the general path.
+            return super().choose_one(costs, feasible, job=job, regions=regions)
+        return _scan_one(costs, feasible, self.temporal, self._sign)
+
+
+class Worst(_CostDriven):
     """The highest-cost region now (an evaluation baseline, never a sensible choice)."""
 
     name = "worst"
-
-    def score(self, costs: FloatArray, jobs: IntArray, regions: Sequence[str] | None) -> FloatArray:
-        out: FloatArray = -costs
-        return out
+    _sign = -1.0
 
 
-class CarbonOptimal(Policy):
+class CarbonOptimal(_CostDriven):
     """The lowest-cost region for an immediate start (spatial shifting only)."""
 
     name = "carbon-optimal"
-
-    def score(self, costs: FloatArray, jobs: IntArray, regions: Sequence[str] | None) -> FloatArray:
-        return costs
 
 
 class SpatioTemporal(CarbonOptimal):

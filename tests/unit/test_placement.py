@@ -143,3 +143,21 @@ def test_batch_equals_one_by_one(provider: DatasetProvider) -> None:
         assert not isinstance(got, Exception)
         assert (got.region, got.start) == (one.region, one.start)
         assert got.expected_g == pytest.approx(one.expected_g)
+
+
+@pytest.mark.parametrize("policy", ["spatio-temporal", "carbon-optimal", "worst", "static", "round-robin", "random"])
+def test_single_decision_path_equals_the_batch_kernel(provider: DatasetProvider, policy: str) -> None:
+    # place() runs in plain floats; place_many() in numpy: both must give the same decision
+    # and the same explanation, with and without queue backlog.
+    p = placer(provider, policy, queue_wait_penalty=80.0)
+    loads = {REGIONS[0].name: RegionLoad(queued=REGIONS[0].capacity * 3), REGIONS[2].name: RegionLoad(running=1)}
+    for i, t in enumerate(TIMES[:15]):
+        req = PlacementRequest(earliest=t + timedelta(seconds=13 * i), runtime_s=45.0 + 400 * (i % 4),
+                               max_delay_s=1800.0 * (i % 5), job=i, cores=1 + i % 3)
+        for load in ({}, loads):
+            one = p.place(req, t, load)
+            batch = p.place_many([req], t, load)[0]
+            assert not isinstance(batch, Exception)
+            assert (one.region, one.start, one.expected_g) == (batch.region, batch.start, batch.expected_g)
+            assert one.candidates == batch.candidates
+            assert one.reason == batch.reason
