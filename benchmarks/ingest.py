@@ -127,7 +127,7 @@ def start_broker(tag: str) -> tuple[int, subprocess.Popen[bytes]]:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     shipped = (REPO / "deploy" / "mosquitto" / "mosquitto.conf").read_text()
-    lines = [ln for ln in shipped.splitlines() if not ln.startswith(("listener", "persistence_location"))]
+    lines = [ln for ln in shipped.splitlines() if not ln.startswith(("listener", "persistence_location", "include_dir", "log_dest"))]
     conf = Path(f"/tmp/gg-bench-{tag}-mosquitto.conf")
     conf.write_text("\n".join([*lines, f"persistence_location /tmp/gg-bench-{tag}-mq/",
                                f"listener {port} 127.0.0.1", "allow_anonymous true", ""]))
