@@ -42,6 +42,7 @@ from greengrader.settings import Settings, get_settings
 log = logging.getLogger(__name__)
 
 LABEL_JOB = "greengrader.job"
+EXIT_SIGTERM = 128 + 15
 LABEL_WORKER = "greengrader.worker"
 NOBODY = 65534
 # A root autograder copies files, chowns them to a student user and drops to it
@@ -115,6 +116,9 @@ class DockerExecutor:
                 self._client = docker.from_env(timeout=60)
             except DockerException as exc:
                 raise ExecutorError(f"cannot reach the Docker daemon: {exc}") from exc
+            # requests would scan the whole environment for proxy settings on every call
+            # (~a few ms each, ten calls per job); the daemon is never behind an HTTP proxy.
+            self._client.api.trust_env = False
         return self._client
 
     # --- the job -------------------------------------------------------------------------
@@ -204,6 +208,11 @@ class DockerExecutor:
         state = self.client.api.inspect_container(container.id)["State"]
         log, cut = read_capped(container.logs(stdout=True, stderr=True, stream=True), log_cap(limits))
         output, stats, raw, problem = split_report(log, nonce, limits.results_bytes)
+        if stopped is None and state.get("ExitCode") == EXIT_SIGTERM and not stats:
+            # We only ever SIGKILL, and the wrapper reports unless it was killed itself: a
+            # SIGTERM to the whole container is the daemon shutting down (or `docker stop`),
+            # an infrastructure failure, never the student's grade.
+            raise ExecutorError(f"job {job.job_id} was stopped by the Docker daemon (restart or docker stop)")
         truncated = cut or len(output) > limits.stdout_bytes
         if len(output) > limits.stdout_bytes:
             output = output[-limits.stdout_bytes:]
