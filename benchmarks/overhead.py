@@ -121,7 +121,8 @@ def main() -> None:
                 "container_wall_host": (result.finished_at - result.started_at).total_seconds() if result.started_at and result.finished_at else 0.0,
                 "container_end_to_stored": (done - result.finished_at).total_seconds() if result.finished_at else 0.0,
             })
-        print(f"{len(rows)} submissions ({args.example}/{args.case}), one at a time, after {args.warmup} warm-up jobs")
+        print(f"{len(rows)} submissions ({args.example}/{args.case}), one at a time, after {args.warmup} warm-up jobs;"
+              f" load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         print(f"{'figure (s)':32} {'p50':>8} {'p95':>8} {'mean':>8}")
         for key in rows[0]:
             values = [r[key] for r in rows]
