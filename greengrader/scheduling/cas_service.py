@@ -91,6 +91,61 @@ class CasRequest(BaseModel):
         return self
 
 
+class ErrorBody(BaseModel):
+    """Every non-200 answer: a message, or pydantic's list of field errors for a 422."""
+
+    detail: str | list[dict[str, Any]]
+
+
+class Ranking(BaseModel):
+    rating: float
+    candidates: list[str]
+
+
+class Decision(BaseModel):
+    """c3lab's response (documentation only: the request body's fields are echoed too)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    original_region: str | None = Field(alias="original-region")
+    optimal_regions: list[Ranking] = Field(alias="optimal-regions")
+    weighted_scores: dict[str, float] = Field(alias="weighted-scores")
+    raw_scores: dict[str, dict[str, Any]] = Field(alias="raw-scores")
+    isos: dict[str, str]
+    warnings: list[str]
+    optimal_start_time: str = Field(alias="optimal-start-time")
+    start_times: dict[str, str | None] = Field(alias="start-times")
+    policy: str
+    reason: str
+
+
+def _openapi_operation(method: str) -> dict[str, Any]:
+    """The request body for the spec: the handler reads raw JSON itself (GET bodies, its own
+    error shapes), so FastAPI cannot infer it."""
+    return {
+        "operationId": f"schedule_{method}",
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CasRequest"}}},
+        },
+    }
+
+
+def _add_request_schema(app: FastAPI) -> None:
+    default = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = default()
+            defs = CasRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(defs.pop("$defs", {}))
+            components["CasRequest"] = defs
+        return app.openapi_schema or default()
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def _resolve(req: CasRequest, regions: list[Region], warnings: list[str]) -> dict[str, Region]:
     """Candidate id -> our region. Ids are ``provider:region`` (``provider:region.zone`` and
     ``provider:<carbon zone>`` are accepted too); unknown ids are skipped with a warning."""
@@ -182,8 +237,8 @@ def create_app(placer: Placer, regions: list[Region], clock: Callable[[], dateti
         raw = await request.body()
         try:
             body = json.loads(raw) if raw else None
-        except (ValueError, UnicodeDecodeError) as exc:
-            return JSONResponse({"detail": f"body is not valid JSON: {exc}"}, status_code=422)
+        except (ValueError, RecursionError) as exc:  # RecursionError: "[[[[..." nested too deep
+            return JSONResponse({"detail": f"body is not valid JSON: {type(exc).__name__}"}, status_code=422)
         if not isinstance(body, dict):
             return JSONResponse({"detail": "body must be a JSON object"}, status_code=422)
         try:
@@ -197,8 +252,17 @@ def create_app(placer: Placer, regions: list[Region], clock: Callable[[], dateti
             log.exception("CAS request failed")
             return JSONResponse({"detail": "internal error"}, status_code=500)
 
-    app.add_api_route(PATH, handle, methods=["GET", "POST"])
+    responses: dict[int | str, dict[str, Any]] = {
+        200: {"model": Decision, "description": "The ranking and the chosen start time"},
+        400: {"model": ErrorBody, "description": "No viable candidate"},
+        422: {"model": ErrorBody, "description": "The body is not a valid request"},
+        500: {"model": ErrorBody, "description": "An internal error (never a traceback)"},
+    }
+    for method in ("get", "post"):
+        app.add_api_route(PATH, handle, methods=[method.upper()], response_model=None,
+                          responses=responses, openapi_extra=_openapi_operation(method))
     app.add_api_route(PATH.rstrip("/"), handle, methods=["GET", "POST"], include_in_schema=False)
+    _add_request_schema(app)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
