@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -191,3 +194,24 @@ def test_failing_setup_marks_the_assignment_broken_and_its_submissions_error(con
     again = grade(context, executor, second)  # no rebuild: the version is known broken
     assert again is not None and again.outcome == "setup_error"
     assert "failed earlier" in (status_of(context, second)[1] or "")
+
+
+def test_cli_run_local_and_results(context: Context, executor: DockerExecutor, fixtures_dir: Path) -> None:
+    correct = fixtures_dir / "hello-python" / "payloads" / "partial.zip"
+    out = subprocess.run([sys.executable, "-m", "greengrader", "run-local", "--json", str(correct)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert (summary["outcome"], summary["score"], summary["gradescope_score"], summary["agrees"]) == ("graded", 6.0, 6.0, True)
+    sid = ingest(context, payload(fixtures_dir, "correct.zip"))
+    grade(context, executor, sid)
+    with context.db.transaction() as session:  # pretend Gradescope said otherwise
+        sub = session.get(Submission, sid)
+        assert sub is not None
+        sub.gradescope_score = 9.0
+        session.scalars(select(Result)).one().agrees = False
+    env = {**os.environ, "COLUMNS": "200"}
+    listed = subprocess.run([sys.executable, "-m", "greengrader", "results", "--disagreements"],
+                            capture_output=True, text=True, timeout=60, env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert "900101" in listed.stdout and "10.00" in listed.stdout and "9.00" in listed.stdout

@@ -3,6 +3,8 @@ outcome, the container is gone afterwards and the host is unaffected."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 import socket
@@ -225,3 +227,26 @@ def test_strict_mode_has_a_read_only_root_and_no_root_user(executor: DockerExecu
     result = attack(executor, image, script, strict)
     assert result.outcome == "graded", result.message
     assert result.results["output"] == "65534 etc:refused tmp:written"  # type: ignore[index]
+
+
+def test_large_submission_is_delivered_with_put_archive(executor: DockerExecutor, image: str) -> None:
+    blob = os.urandom(300 * 1024)  # too big for the environment: goes through put_archive
+    script = "sha256sum /autograder/submission/blob.bin | cut -c1-64 > /tmp/h\n" \
+             "echo \"{\\\"score\\\": 1, \\\"output\\\": \\\"$(cat /tmp/h)\\\"}\" > /autograder/results/results.json\n"
+    files = {"submission/attack.sh": script.encode(), "submission/blob.bin": blob, "submission_metadata.json": b"{}"}
+    result = executor.run(Job(f"large-{uuid.uuid4().hex[:8]}", image, files, LIMITS))
+    assert result.outcome == "graded", result.message
+    assert result.results is not None and result.results["output"] == hashlib.sha256(blob).hexdigest()
+
+
+def test_janitor_removes_leftovers_of_this_worker_only(executor: DockerExecutor, image: str, docker_client: Any) -> None:
+    mine = docker_client.containers.create(image, ["true"], labels={LABEL_JOB: "crashed", LABEL_WORKER: executor.worker})
+    other = docker_client.containers.create(image, ["true"], labels={LABEL_JOB: "running", LABEL_WORKER: "someone-else"})
+    try:
+        assert executor.janitor() >= 1
+        names = [c.name for c in docker_client.containers.list(all=True, filters={"label": LABEL_JOB})]
+        assert mine.name not in names and other.name in names  # another worker's job may still be running
+    finally:
+        other.remove(force=True)
+        with contextlib.suppress(Exception):
+            mine.remove(force=True)
