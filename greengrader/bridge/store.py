@@ -12,15 +12,17 @@ A new autograder source hash creates a new assignment version row beside the old
 
 from __future__ import annotations
 
+import io
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Connection, Table, insert, select
 from sqlalchemy import tuple_ as sa_tuple
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from greengrader.bridge.payload import ParsedPayload
@@ -44,6 +46,44 @@ def _tables() -> tuple[Table, Table, Table]:
         cast(Table, StatusEvent.__table__),
     )
 
+
+def _copy_payloads(conn: Connection, rows: list[dict[str, Any]]) -> bool:
+    """Insert payload rows with a binary ``COPY`` on the transaction's connection.
+
+    A bytea parameter travels as a hex literal the server must parse (~2-3 ms per 50 KB on
+    the reference machine); binary COPY hands it the bytes as they are (~0.15 ms). False
+    when the driver has no COPY (not psycopg2): the caller inserts the rows instead. Driver
+    errors are raised as SQLAlchemy's, like any other statement's.
+    """
+    raw = conn.connection.dbapi_connection
+    if raw is None or not hasattr(raw, "cursor") or conn.dialect.driver != "psycopg2":
+        return False
+    buf = io.BytesIO()
+    buf.write(_COPY_HEADER)
+    for row in rows:
+        data: bytes = row["data"]
+        buf.write(_COPY_ROW.pack(2, 4, row["submission_id"], len(data)))
+        buf.write(data)
+    buf.write(_COPY_TRAILER)
+    buf.seek(0)
+    sql = f"COPY {_tables()[1].name} (submission_id, data) FROM STDIN WITH (FORMAT binary)"
+    cursor = raw.cursor()
+    try:
+        cursor.copy_expert(sql, buf)
+    except conn.dialect.loaded_dbapi.Error as exc:
+        if conn.dialect.is_disconnect(exc, raw, cursor):
+            conn.invalidate(exc)
+        raise DBAPIError.instance(sql, None, exc, conn.dialect.loaded_dbapi.Error) from exc
+    finally:
+        cursor.close()
+    return True
+
+
+# PostgreSQL binary COPY framing: signature, flags, header extension length; per row the
+# field count, then (length, value) per field (int4 submission_id, bytea data); -1 ends.
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
+_COPY_ROW = struct.Struct("!hiii")
+_COPY_TRAILER = struct.pack("!h", -1)
 
 OutcomeStatus = Literal["received", "duplicate", "quarantined"]
 
@@ -179,7 +219,8 @@ class _Writer:
                 outcomes.append(self._outcome("duplicate", existing.get(key), item))
         if payload_rows:
             conn = self.session.connection()
-            conn.execute(insert(_tables()[1]), payload_rows)
+            if not _copy_payloads(conn, payload_rows):
+                conn.execute(insert(_tables()[1]), payload_rows)
             conn.execute(insert(_tables()[2]), event_rows)
         return outcomes
 
