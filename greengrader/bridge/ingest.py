@@ -88,6 +88,30 @@ def enqueue_schedule(ctx: Context, submission_id: int) -> bool:
     return True
 
 
+def enqueue_schedule_many(ctx: Context, submission_ids: Sequence[int]) -> bool:
+    """:func:`enqueue_schedule` for a committed batch, in one broker round trip.
+
+    The tasks (and their task-sent events) go through one producer in a kombu publish
+    batch, which the Redis transport sends as one pipeline (other transports publish one by
+    one). On failure some may have been sent and some not: the rows not yet scheduled stay
+    ``received`` and the sweep enqueues them; a task sent twice finds its row scheduled.
+    """
+    if not submission_ids:
+        return True
+    app = ctx.celery
+    try:
+        with app.producer_or_acquire() as producer, producer.batch(max_size=4 * len(submission_ids) + 8):
+            for submission_id in submission_ids:
+                app.send_task(SCHEDULE_TASK, args=[submission_id], retry=False, producer=producer)
+    except Exception as exc:  # kombu raises many transport-specific types
+        log.warning(
+            "could not enqueue schedule for %d submissions (%s); the sweep will retry",
+            len(submission_ids), type(exc).__name__,
+        )
+        return False
+    return True
+
+
 def log_outcome(outcome: IngestOutcome) -> None:
     if outcome.status == "quarantined":
         log.warning(

@@ -34,7 +34,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from tenacity import Retrying, retry_if_exception_type, stop_never, wait_exponential
 
-from greengrader.bridge.ingest import enqueue_schedule, make_store, prepare, store_prepared
+from greengrader.bridge.ingest import enqueue_schedule_many, make_store, prepare, store_prepared
 from greengrader.bridge.store import IngestOutcome, Rejected
 from greengrader.errors import DatabaseError, GreengraderError
 from greengrader.metrics import PUBLISH_TO_COMMIT
@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LEGACY_COURSE = "default"
+# Most ``schedule`` tasks sent in one broker round trip.
+ENQUEUE_BATCH = 500
 
 
 @dataclass
@@ -324,11 +326,17 @@ class Bridge:
     def _enqueue_loop(self) -> None:
         while not (self._stop.is_set() and self._schedule.empty()):
             try:
-                submission_id = self._schedule.get(timeout=0.2)
+                ids = [self._schedule.get(timeout=0.2)]
             except queue.Empty:
                 continue
+            # Everything committed meanwhile goes in one broker round trip.
+            while len(ids) < ENQUEUE_BATCH:
+                try:
+                    ids.append(self._schedule.get_nowait())
+                except queue.Empty:
+                    break
             try:
-                enqueue_schedule(self.ctx, submission_id)
+                enqueue_schedule_many(self.ctx, ids)
             except Exception:
                 log.exception("enqueue failed")
 
