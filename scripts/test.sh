@@ -53,6 +53,12 @@ if ! docker info >/dev/null 2>&1; then
   docker info >/dev/null
 fi
 
+# docker compose (plugin or Debian's docker-compose) validates deploy/docker-compose.yml.
+if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null; then
+  log "installing docker-compose"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-compose >/dev/null || true
+fi
+
 # 4. Base image for assignment images (built once with debootstrap, then cached).
 scripts/build-base-image.sh
 
@@ -61,6 +67,9 @@ log "ruff"
 ruff check .
 log "mypy"
 mypy
+log "security checks (bandit, pip-audit)"
+# pip-audit needs PyPI's JSON API or osv.dev; where neither is reachable it warns instead.
+AUDIT_UNREACHABLE="${AUDIT_UNREACHABLE:-warn}" scripts/security-checks.sh
 log "pytest"
 if [ "$#" -gt 0 ]; then
   set +e; pytest "$@"; rc=$?; set -e
