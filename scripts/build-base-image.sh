@@ -8,7 +8,10 @@ if docker image inspect "$tag" >/dev/null 2>&1; then
   echo "base image $tag already present"
   exit 0
 fi
-command -v debootstrap >/dev/null || { apt-get install -y debootstrap >/dev/null; }
+if ! command -v debootstrap >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q debootstrap >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q debootstrap >/dev/null; }
+fi
 root="$(mktemp -d /var/tmp/gg-rootfs.XXXXXX)"
 trap 'rm -rf "$root"' EXIT
 debootstrap --variant=minbase \

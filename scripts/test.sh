@@ -24,6 +24,10 @@ export PATH="$PWD/.venv/bin:$PATH"
 
 # 2. Services (Postgres, Redis, Mosquitto) as this machine's packages install them.
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+apt_install() {
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null \
+    || { as_root apt-get update -q >/dev/null && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null; }
+}
 up() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 wait_up() { for _ in $(seq 60); do up "$1" && return 0; sleep 0.5; done; echo "port $1 did not open" >&2; return 1; }
 if ! up 5432; then
@@ -45,7 +49,7 @@ fi
 if ! docker info >/dev/null 2>&1; then
   if ! command -v dockerd >/dev/null; then
     log "installing docker.io"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io >/dev/null
+    apt_install docker.io
   fi
   log "starting dockerd"
   as_root sh -c 'nohup dockerd --iptables=false --bridge=none >/var/log/dockerd.log 2>&1 &'
@@ -56,7 +60,7 @@ fi
 # docker compose (plugin or Debian's docker-compose) validates deploy/docker-compose.yml.
 if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null; then
   log "installing docker-compose"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-compose >/dev/null || true
+  apt_install docker-compose || echo "docker-compose unavailable: deploy tests fall back to the compose-spec schema"
 fi
 
 # 4. Base image for assignment images (built once with debootstrap, then cached).
