@@ -94,10 +94,16 @@ def run_payload(
     builder: ImageBuilder,
     job_id: str,
     assignment: str = "",
+    region: str | None = None,
 ) -> Graded:
-    """Build (or reuse) the image and run the job. Raises ImageBuildError/ExecutorError."""
+    """Build (or reuse) the image and run the job. Raises ImageBuildError/ExecutorError.
+
+    ``region`` is where the scheduler placed the job: executors that span regions (a
+    Kubernetes cluster) pin the job's pod there.
+    """
     image = builder.ensure(files.source, assignment).tag
-    execution = executor.run(Job(job_id=job_id, image=image, files=files.files, limits=limits))
+    job = Job(job_id=job_id, image=image, files=files.files, limits=limits, region=region)
+    execution = executor.run(job)
     parsed = None
     if execution.outcome == "graded" and execution.results is not None:
         try:
@@ -153,7 +159,9 @@ def grade_submission(
         files = payload_files(claim.payload, ctx.settings)
         if claim.image_ready is None:
             _mark_assignment(ctx, claim.assignment_id, "building", None, None, only_if_not_ready=True)
-        graded = run_payload(files, limits, executor, builder, f"s{submission_id}-{task_id[:8]}", claim.assignment_key)
+        graded = run_payload(
+            files, limits, executor, builder, f"s{submission_id}-{task_id[:8]}", claim.assignment_key, claim.region
+        )
     except ImageBuildError as exc:
         _mark_assignment(ctx, claim.assignment_id, "broken", None, exc.log or str(exc))
         return _finish_error(ctx, submission_id, task_id, claim, f"autograder setup failed: {exc}")
