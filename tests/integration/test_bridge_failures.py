@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -107,6 +108,24 @@ def test_celery_broker_unreachable_leaves_submissions_received(
     with database.session() as session:
         row = session.get(Submission, outcome.submission_id)
         assert row is not None and row.status == "received" and row.gradescope_score == 10.0
+
+    # The broker comes back: the beat sweep finds the stale `received` row (the outbox) and
+    # enqueues `schedule` on the real Redis broker.
+    from datetime import timedelta
+
+    import redis as redis_lib
+
+    from greengrader.celery_app import app as real_app
+    from greengrader.scheduling.sweep import run_sweep
+
+    later = Context.from_settings(env_settings, app=real_app)
+    later.db = database
+    later.clock = lambda: row.received_at + timedelta(seconds=env_settings.received_grace_s + 1)
+    report = run_sweep(later)
+    assert report.rescheduled == [outcome.submission_id]
+    queued = redis_lib.Redis.from_url(env_settings.effective_broker_url).lrange("scheduling", 0, -1)
+    tasks = [json.loads(m)["headers"] for m in queued]
+    assert [(t["task"], t["argsrepr"]) for t in tasks] == [("greengrader.schedule", f"[{outcome.submission_id}]")]
 
 
 @pytest.mark.parametrize("name", ["correct.zip", "correct_flat_layout.zip"])
