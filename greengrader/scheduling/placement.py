@@ -531,17 +531,24 @@ class _Explain:
         costs, intensity = _plain(self.costs), _plain(self.intensity)
         starts, waits = _plain(self.starts), _plain(self.waits)
         out: dict[str, Candidate] = {}
+        iso: dict[int, str] = {}  # regions mostly share their best start: format it once
         for i, r in enumerate(self.regions):
             row = costs[i]
-            finite = [k for k, c in enumerate(row) if math.isfinite(c)]
-            best = min(finite, key=row.__getitem__) if finite else None  # first minimum
+            low = min(row)
+            if low == low and math.isfinite(low):  # no NaN in front, a finite minimum
+                best: int | None = row.index(low)  # the first minimum
+            else:
+                finite = [k for k, c in enumerate(row) if math.isfinite(c)]
+                best = min(finite, key=row.__getitem__) if finite else None
+            if best is not None and best not in iso:
+                iso[best] = _iso(starts[best])
             now_i = intensity[i][0]
             known = math.isfinite(now_i)
             out[r.name] = Candidate(
                 region=r.name, zone=r.zone,
                 intensity=now_i if known else None,
                 expected_g=self.kwh * now_i if known else None,
-                best_start=_iso(starts[best]) if best is not None else None,
+                best_start=iso[best] if best is not None else None,
                 best_intensity=intensity[i][best] if best is not None else None,
                 queue_wait_s=waits[i], backlog=self.loads.get(r.name, _IDLE).backlog,
                 feasible=self.why[r.name] is None, why_not=self.why[r.name],
