@@ -16,6 +16,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -213,6 +214,18 @@ def _response(req: CasRequest, body: dict[str, Any], ids: dict[str, Region], p: 
     }
 
 
+class FastJSONResponse(JSONResponse):
+    """A JSON response rendered with orjson: the ~5 KB ranking for ten candidates takes
+    ~170 us with the json module, a large share of a decision. What orjson refuses (an
+    integer beyond 64 bits echoed from the request body) is rendered by the json module."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return orjson.dumps(content)
+        except orjson.JSONEncodeError:
+            return super().render(content)
+
+
 def decide(placer: Placer, regions: list[Region], body: Any, now: datetime) -> dict[str, Any]:
     """The whole request -> response mapping (raises ValidationError / SchedulingError)."""
     req = CasRequest.model_validate(body)
@@ -242,7 +255,7 @@ def create_app(placer: Placer, regions: list[Region], clock: Callable[[], dateti
         if not isinstance(body, dict):
             return JSONResponse({"detail": "body must be a JSON object"}, status_code=422)
         try:
-            return JSONResponse(decide(placer, regions, body, clock()))
+            return FastJSONResponse(decide(placer, regions, body, clock()))
         except ValidationError as exc:
             errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
             return JSONResponse({"detail": errors}, status_code=422)
