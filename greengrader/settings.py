@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     mqtt_session_expiry_s: int = Field(default=7 * 24 * 3600, ge=60)
     mqtt_receive_maximum: int = Field(default=200, ge=1, le=65535)
     bridge_batch_size: int = Field(default=50, ge=1, le=1000)
+    bridge_prepare_workers: int = Field(default=1, ge=0, le=64)
     quarantine_keep_bytes: int = Field(default=1024 * 1024, ge=0)
 
     # Payload validation

@@ -34,7 +34,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from tenacity import Retrying, retry_if_exception_type, stop_never, wait_exponential
 
-from greengrader.bridge.ingest import enqueue_schedule_many, make_store, prepare, store_prepared
+from greengrader.bridge.ingest import make_store, store_prepared
+from greengrader.bridge.offload import Offload
 from greengrader.bridge.store import IngestOutcome, Rejected
 from greengrader.errors import DatabaseError, GreengraderError
 from greengrader.metrics import PUBLISH_TO_COMMIT
@@ -98,6 +99,7 @@ class Bridge:
         self.ctx = ctx
         self.settings = ctx.settings
         self.store = make_store(ctx)
+        self.offload = Offload(ctx, self.settings.bridge_prepare_workers)
         self.on_outcome = on_outcome
         self.enqueue = enqueue
         self._inbox: queue.Queue[Inbound] = queue.Queue()
@@ -173,6 +175,7 @@ class Bridge:
     def start(self) -> None:
         """Connect (retrying in the background) and start the worker threads."""
         s = self.settings
+        self.offload.start()
         self._client.connect_async(
             s.mqtt_host, s.mqtt_port, keepalive=s.mqtt_keepalive_s, clean_start=False,
             properties=self._connect_properties(),
@@ -208,6 +211,7 @@ class Bridge:
         self._client.disconnect()
         self._client.loop_stop()
         self._threads[1].join(timeout=5)
+        self.offload.close()
         log.info("bridge stopped; %d unacked messages left for redelivery", self._inbox.qsize())
 
     # --- the worker --------------------------------------------------------------------------
@@ -242,7 +246,7 @@ class Bridge:
             self._register_worker(msg)
         if not subs:
             return
-        prepared = [prepare(self.settings, m.payload, m.topic) for m in subs]
+        prepared = self.offload.prepare_all([(m.payload, m.topic) for m in subs])
         outcomes = self._store_until_committed(prepared)
         if outcomes is None:
             return  # stopping during an outage: nothing acked, the broker redelivers
@@ -336,7 +340,7 @@ class Bridge:
                 except queue.Empty:
                     break
             try:
-                enqueue_schedule_many(self.ctx, ids)
+                self.offload.enqueue_schedule(ids)
             except Exception:
                 log.exception("enqueue failed")
 

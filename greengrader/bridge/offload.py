@@ -1,0 +1,138 @@
+"""CPU work moved out of the bridge process, so the bridge is not held to one core.
+
+Two jobs of the bridge are pure Python CPU under the GIL that its other threads (MQTT I/O,
+the database batch, acks and receipts) also need: :func:`~greengrader.bridge.ingest.prepare`
+(zip checks, metered inflate, hashing, pseudonymisation; ~0.6 ms per 50 KB payload) and
+sending the ``schedule`` tasks of a committed batch (~0.5 ms per task in Celery and kombu).
+With ``GREENGRADER_BRIDGE_PREPARE_WORKERS`` > 0 both run in that many spawned worker
+processes; 0 keeps them in the bridge process.
+
+Guarantees are unchanged: a batch is stored and acked by the bridge only after its
+preparation came back, and the enqueue happens after the commit, as before; an enqueue lost
+with a worker leaves its rows ``received`` for the sweep. A worker that dies on a payload
+(out of memory on a hostile zip, a crash in a codec) does not take the bridge down: the pool
+is rebuilt, the batch is prepared one message at a time, and a message that kills a worker
+again is quarantined as ``internal_error``.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from collections.abc import Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import TYPE_CHECKING
+
+from greengrader.bridge.ingest import enqueue_schedule_many, prepare
+from greengrader.bridge.payload import sha256_hex
+from greengrader.bridge.store import Prepared, Rejected
+from greengrader.settings import Settings
+
+if TYPE_CHECKING:
+    from greengrader.context import Context
+
+log = logging.getLogger(__name__)
+
+
+class _Worker:
+    """State of one worker process (set by the pool initializer, never in the bridge)."""
+
+    settings: Settings | None = None
+    ctx: Context | None = None
+
+
+def _init_worker(settings: Settings) -> None:
+    _Worker.settings = settings
+
+
+def _prepare_in_worker(data: bytes, topic: str | None) -> Prepared:
+    assert _Worker.settings is not None, "pool initializer did not run"
+    return prepare(_Worker.settings, data, topic)
+
+
+def _enqueue_in_worker(submission_ids: list[int]) -> bool:
+    assert _Worker.settings is not None, "pool initializer did not run"
+    if _Worker.ctx is None:
+        from greengrader.context import Context
+
+        _Worker.ctx = Context.from_settings(_Worker.settings)
+    return enqueue_schedule_many(_Worker.ctx, submission_ids)
+
+
+def _ready() -> bool:
+    return True
+
+
+class Offload:
+    """Prepares batches and sends ``schedule`` tasks, in worker processes when ``workers`` > 0."""
+
+    def __init__(self, ctx: Context, workers: int) -> None:
+        self.ctx = ctx
+        self.settings = ctx.settings
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+
+    def start(self) -> None:
+        """Start the workers now (each imports the package once) rather than on first use."""
+        if self.workers > 0:
+            self._executor().submit(_ready).result(timeout=120)
+
+    def prepare_all(self, items: Sequence[tuple[bytes, str | None]]) -> list[Prepared]:
+        """One :class:`Prepared` per ``(payload, topic)``, in order; never raises for bad input."""
+        if self.workers <= 0 or not items:
+            return [prepare(self.settings, data, topic) for data, topic in items]
+        try:
+            chunk = max(1, -(-len(items) // self.workers))  # one round trip per worker
+            datas, topics = zip(*items, strict=True)
+            return list(self._executor().map(_prepare_in_worker, datas, topics, chunksize=chunk))
+        except BrokenProcessPool:
+            log.error("a bridge worker process died; preparing the batch one message at a time")
+            self._reset()
+            return [self._prepare_one(data, topic) for data, topic in items]
+
+    def enqueue_schedule(self, submission_ids: Sequence[int]) -> None:
+        """Send ``schedule`` for committed submissions (in a worker: returns at once)."""
+        if self.workers <= 0 or self.ctx.app is not None:  # a Celery app passed in stays here
+            enqueue_schedule_many(self.ctx, submission_ids)
+            return
+        try:
+            self._executor().submit(_enqueue_in_worker, list(submission_ids)).add_done_callback(_log_failure)
+        except BrokenProcessPool:
+            self._reset()
+            log.warning("bridge worker pool broken; %d submissions left to the sweep", len(submission_ids))
+
+    def close(self) -> None:
+        """Finish queued work (the last enqueues included), then stop the workers."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def _prepare_one(self, data: bytes, topic: str | None) -> Prepared:
+        try:
+            return self._executor().submit(_prepare_in_worker, data, topic).result()
+        except BrokenProcessPool:
+            self._reset()
+            sha = sha256_hex(data)
+            log.error("payload sha256 %s killed a bridge worker process; quarantined", sha[:12])
+            return Rejected("internal_error", "the validation worker died on this payload", data, sha, topic)
+
+    def _executor(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            # spawn, not fork: the bridge process holds threads, sockets and DB connections.
+            self._pool = ProcessPoolExecutor(
+                self.workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker, initargs=(self.settings,),
+            )
+        return self._pool
+
+    def _reset(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+
+def _log_failure(future: Future[bool]) -> None:
+    exc = future.exception()
+    if exc is not None:
+        log.warning("schedule enqueue in a worker failed (%s); the sweep will retry", type(exc).__name__)
