@@ -203,8 +203,11 @@ class _Stack:
         if not (eff >= start_s and end <= start_s + n * step + 1e-6):
             return math.inf
         off0, off1 = eff - start_s, end - start_s
-        k0 = min(max(int(off0 // step), 0), n - 1)
-        k1 = min(max(int(off1 // step), 0), n - 1)
+        # Both offsets are >= 0 here; only the end of the data needs clipping.
+        k0, k1 = int(off0 // step), int(off1 // step)
+        if k1 >= n:
+            k1 = n - 1
+            k0 = min(k0, k1)
         mean = ((acc[k1] + vals[k1] * (off1 - k1 * step)) - (acc[k0] + vals[k0] * (off0 - k0 * step))) / dur
         return mean if math.isfinite(mean) else math.inf
 
