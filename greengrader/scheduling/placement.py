@@ -369,7 +369,7 @@ class Placer:
         w0, w1 = self._window(req, now_s - shift)
         w0, w1 = w0 + shift, w1 + shift
         runtime = float(req.runtime_s)
-        waits = [runtime * self._queue_rounds(r, loads.get(r.name, _IDLE)) for r in regions]
+        waits = [runtime * self._queue_rounds(r, loads.get(r.name, _IDLE)) if loads else 0.0 for r in regions]
         stack = self._forecasts(regions, now, int(w1 - now_s + max(waits) + runtime) + 1)
         if stack.grid is None:
             return None
@@ -500,7 +500,7 @@ class Placer:
             else:
                 why[r.name] = None
         usable = [why[r.name] is None for r in regions]
-        if self.capacity_aware:
+        if self.capacity_aware and loads:  # without load no usable region (capacity > 0) is full
             full = [loads.get(r.name, _IDLE).backlog >= r.capacity for r in regions]
             # Skip full regions for the next best, unless every usable region is full.
             if any(u and not f for u, f in zip(usable, full, strict=True)):
