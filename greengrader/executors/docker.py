@@ -326,21 +326,27 @@ class DockerExecutor:
                 pass  # still in use by a running job of another worker
         return removed
 
-    def remove_exited(self, older_than_s: float = 15.0) -> int:
-        """Remove this worker's job containers that exited more than ``older_than_s`` ago.
+    def remove_exited(self, older_than_s: float = 15.0, unstarted_after_s: float = 60.0) -> int:
+        """Remove this worker's job containers that exited more than ``older_than_s`` ago,
+        or were created but never started ``unstarted_after_s`` ago.
 
         A pool process killed or cancelled mid-job (SIGTERM on a broker connection loss,
-        SIGKILL) never reaches its ``finally``; the worker's main process calls this
-        periodically. Containers that just exited are left to the job still reading them.
+        SIGKILL) never reaches its ``finally``; killed between create and start, it leaves a
+        container that never runs. The worker's main process calls this periodically.
+        Containers that just exited are left to the job still reading them.
         """
         removed = 0
-        now = datetime.now(UTC)
-        filters = {"label": f"{LABEL_WORKER}={self.worker}", "status": ["exited", "dead"]}
+        now = datetime.now(UTC).timestamp()
+        filters = {"label": f"{LABEL_WORKER}={self.worker}", "status": ["exited", "dead", "created"]}
         for container in self.client.containers.list(all=True, filters=filters):
             with contextlib.suppress(NotFound, APIError):
-                state = self.client.api.inspect_container(container.id)["State"]
-                finished = _parse_time(state.get("FinishedAt", ""))
-                if finished is not None and now.timestamp() - finished < older_than_s:
+                attrs = self.client.api.inspect_container(container.id)
+                state = attrs["State"]
+                if state.get("Status") == "created":
+                    since, wait = _parse_time(attrs.get("Created", "")), unstarted_after_s
+                else:
+                    since, wait = _parse_time(state.get("FinishedAt", "")), older_than_s
+                if since is not None and now - since < wait:
                     continue
                 container.remove(force=True)
                 removed += 1

@@ -40,12 +40,15 @@ def _janitor(hostname: str) -> None:
     try:
         settings = current_context().settings
         executor = get_executor(settings.executor, settings, worker=hostname)
+    except Exception:  # no Docker client library or cluster config: nothing to clean
+        log.debug("no executor for the janitor", exc_info=True)
+        return
+    try:
         removed = executor.janitor()
         if removed:
             log.info("removed %d job containers left by an earlier %s", removed, hostname)
-    except Exception:  # no Docker here, or no cluster: nothing this worker could have left
-        log.debug("janitor at start failed", exc_info=True)
-        return
+    except Exception:  # the daemon may be down or busy: the periodic pass below retries
+        log.warning("janitor at start failed; retrying every %ss", settings.worker_heartbeat_s, exc_info=True)
     remove_exited = getattr(executor, "remove_exited", None)
     while remove_exited is not None:
         time.sleep(settings.worker_heartbeat_s)

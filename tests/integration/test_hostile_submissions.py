@@ -250,3 +250,25 @@ def test_janitor_removes_leftovers_of_this_worker_only(executor: DockerExecutor,
         other.remove(force=True)
         with contextlib.suppress(Exception):
             mine.remove(force=True)
+
+
+def test_periodic_cleanup_removes_exited_and_never_started_containers(
+    executor: DockerExecutor, image: str, docker_client: Any
+) -> None:
+    """What a pool process killed mid-job leaves: a container that exited (nobody read it)
+    and one created but never started (killed between create and start)."""
+    labels = {LABEL_JOB: "killed-mid-job", LABEL_WORKER: executor.worker}
+    exited = docker_client.containers.run(image, ["true"], labels=labels, detach=True, network_mode="none")
+    exited.wait(timeout=60)
+    unstarted = docker_client.containers.create(image, ["true"], labels=labels, network_mode="none")
+    other = docker_client.containers.create(image, ["true"], labels={**labels, LABEL_WORKER: "someone-else"})
+    try:
+        # Too recent: the job that owns them may still be reading them.
+        assert executor.remove_exited(older_than_s=3600, unstarted_after_s=3600) == 0
+        assert executor.remove_exited(older_than_s=0, unstarted_after_s=0) == 2
+        left = {c.id for c in docker_client.containers.list(all=True, filters={"label": LABEL_JOB})}
+        assert exited.id not in left and unstarted.id not in left and other.id in left
+    finally:
+        for c in (exited, unstarted, other):
+            with contextlib.suppress(Exception):
+                c.remove(force=True)
