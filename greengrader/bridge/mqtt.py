@@ -36,7 +36,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_never, wait_exponen
 
 from greengrader.bridge.ingest import make_store, store_prepared
 from greengrader.bridge.offload import Offload
-from greengrader.bridge.store import IngestOutcome, Rejected
+from greengrader.bridge.store import IngestOutcome, Prepared, Rejected
 from greengrader.errors import DatabaseError, GreengraderError
 from greengrader.metrics import PUBLISH_TO_COMMIT
 
@@ -61,6 +61,14 @@ class Inbound:
     qos: int
     generation: int
     received: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class _Pending:
+    """A batch whose submissions are being prepared."""
+
+    messages: list[Inbound]
+    prepared: Callable[[], list[Prepared]]
 
 
 def subscriptions(settings: Settings) -> list[str]:
@@ -217,18 +225,27 @@ class Bridge:
     # --- the worker --------------------------------------------------------------------------
 
     def _work(self) -> None:
+        # Two batches in hand at most: the next one is prepared (in the worker processes)
+        # while this thread stores, acks and receipts the previous one.
+        pending: _Pending | None = None
         while not self._stop.is_set():
             try:
-                batch = self._next_batch()
-                if batch:
-                    self._handle(batch)
+                batch = self._next_batch(0.0 if pending else 0.2)
+                held, pending = pending, (self._begin(batch) if batch else None)
+                if held is not None:
+                    self._finish(held)
             except Exception:
                 log.exception("unexpected error in the bridge worker; continuing")
                 time.sleep(1)
+        if pending is not None:
+            try:
+                self._finish(pending)
+            except Exception:
+                log.exception("unexpected error finishing the last batch; it is redelivered")
 
-    def _next_batch(self) -> list[Inbound]:
+    def _next_batch(self, timeout: float) -> list[Inbound]:
         try:
-            first = self._inbox.get(timeout=0.2)
+            first = self._inbox.get(timeout=timeout) if timeout > 0 else self._inbox.get_nowait()
         except queue.Empty:
             return []
         batch = [first]
@@ -239,14 +256,20 @@ class Bridge:
                 break
         return batch
 
-    def _handle(self, batch: list[Inbound]) -> None:
+    def _begin(self, batch: list[Inbound]) -> _Pending | None:
+        """Register workers now; start preparing the submissions (None if there are none)."""
         workers = [m for m in batch if self._is_workers_topic(m.topic)]
         subs = [m for m in batch if not self._is_workers_topic(m.topic)]
         for msg in workers:
             self._register_worker(msg)
         if not subs:
-            return
-        prepared = self.offload.prepare_all([(m.payload, m.topic) for m in subs])
+            return None
+        return _Pending(subs, self.offload.prepare_later([(m.payload, m.topic) for m in subs]))
+
+    def _finish(self, pending: _Pending) -> None:
+        """Store a prepared batch in one transaction, then ack, receipt and enqueue it."""
+        subs = pending.messages
+        prepared = pending.prepared()
         outcomes = self._store_until_committed(prepared)
         if outcomes is None:
             return  # stopping during an outage: nothing acked, the broker redelivers

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING
@@ -80,16 +80,33 @@ class Offload:
 
     def prepare_all(self, items: Sequence[tuple[bytes, str | None]]) -> list[Prepared]:
         """One :class:`Prepared` per ``(payload, topic)``, in order; never raises for bad input."""
+        return self.prepare_later(items)()
+
+    def prepare_later(self, items: Sequence[tuple[bytes, str | None]]) -> Callable[[], list[Prepared]]:
+        """Start preparing ``items`` in the workers; the returned function waits for the
+        result (what :meth:`prepare_all` returns). Lets the bridge store one batch while
+        the next is being prepared."""
         if self.workers <= 0 or not items:
-            return [prepare(self.settings, data, topic) for data, topic in items]
+            return lambda: [prepare(self.settings, data, topic) for data, topic in items]
         try:
             chunk = max(1, -(-len(items) // self.workers))  # one round trip per worker
             datas, topics = zip(*items, strict=True)
-            return list(self._executor().map(_prepare_in_worker, datas, topics, chunksize=chunk))
+            results = self._executor().map(_prepare_in_worker, datas, topics, chunksize=chunk)
         except BrokenProcessPool:
-            log.error("a bridge worker process died; preparing the batch one message at a time")
-            self._reset()
-            return [self._prepare_one(data, topic) for data, topic in items]
+            return lambda: self._recover(items)
+
+        def wait() -> list[Prepared]:
+            try:
+                return list(results)
+            except BrokenProcessPool:
+                return self._recover(items)
+
+        return wait
+
+    def _recover(self, items: Sequence[tuple[bytes, str | None]]) -> list[Prepared]:
+        log.error("a bridge worker process died; preparing the batch one message at a time")
+        self._reset()
+        return [self._prepare_one(data, topic) for data, topic in items]
 
     def enqueue_schedule(self, submission_ids: Sequence[int]) -> None:
         """Send ``schedule`` for committed submissions (in a worker: returns at once)."""
