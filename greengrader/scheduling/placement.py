@@ -157,9 +157,12 @@ class _Stack:
         np.cumsum(values * present[0].step_s, axis=1, out=cum[:, 1:])
         return cls(series, errors, (present[0].start_s, present[0].step_s), values, cum)
 
+    @cached_property
+    def _end_s(self) -> float:
+        return min((s.end_s for s in self.series if s is not None), default=math.inf)
+
     def covers(self, until_s: float) -> bool:
-        ends = [s.end_s for s in self.series if s is not None]
-        return not ends or min(ends) >= until_s
+        return self._end_s >= until_s
 
     def mean(self, starts: FloatArray, runtime_s: FloatArray) -> FloatArray:
         """Mean intensity over ``[t, t + runtime)`` for ``starts[J, R, S]`` and
@@ -211,6 +214,29 @@ class _Stack:
         mean = ((acc[k1] + vals[k1] * (off1 - k1 * step)) - (acc[k0] + vals[k0] * (off0 - k0 * step))) / dur
         return mean if math.isfinite(mean) else math.inf
 
+    def _column(self, eff: float, dur: float) -> list[float]:
+        """:meth:`_mean_one` for every region at one start (the grid indices are shared)."""
+        assert self.grid is not None
+        start_s, step = self.grid
+        values, cum = self._lists
+        n = len(values[0])
+        end = eff + dur
+        if not (eff >= start_s and end <= start_s + n * step + 1e-6):
+            return [math.inf] * len(values)
+        off0, off1 = eff - start_s, end - start_s
+        k0, k1 = int(off0 // step), int(off1 // step)
+        if k1 >= n:
+            k1 = n - 1
+            k0 = min(k0, k1)
+        d0, d1 = off0 - k0 * step, off1 - k1 * step
+        out = [((acc[k1] + vals[k1] * d1) - (acc[k0] + vals[k0] * d0)) / dur for vals, acc in zip(values, cum, strict=True)]
+        return [m if math.isfinite(m) else math.inf for m in out]
+
+    def _means_at(self, t: float, dur: float, waits: Sequence[float]) -> list[float]:
+        if all(w == waits[0] for w in waits):  # the usual case: no queue waits
+            return self._column(t + waits[0], dur)
+        return [self._mean_one(r, t + wait, dur) for r, wait in enumerate(waits)]
+
     def means_one(
         self, w0: float, w1: float, runtime_s: float, waits: Sequence[float]
     ) -> tuple[list[float], list[list[float]]]:
@@ -227,12 +253,13 @@ class _Stack:
         key = (k0, count, runtime_s, tuple(waits))
         later = self._grid_means.get(key)
         if later is None:
-            later = [[self._mean_one(r, g + wait, dur) for g in starts[1:]] for r, wait in enumerate(waits)]
+            columns = [self._means_at(g, dur, waits) for g in starts[1:]]
+            later = [list(row) for row in zip(*columns, strict=True)] if columns else [[] for _ in waits]
             if len(self._grid_means) > 4096:
                 self._grid_means.clear()
             self._grid_means[key] = later
-        rows = [[self._mean_one(r, w0 + wait, dur), *later[r]] for r, wait in enumerate(waits)]
-        return starts, rows
+        first = self._means_at(w0, dur, waits)
+        return starts, [[m, *rest] for m, rest in zip(first, later, strict=True)]
 
     def _mean_each(self, starts: FloatArray, runtime_s: FloatArray) -> FloatArray:
         out = np.full(starts.shape, np.inf)
@@ -305,7 +332,7 @@ class Placer:
         # of decisions costs one provider call per zone, not one per decision.
         now_s = as_utc(now).timestamp()
         bucket = float(now_s // self.forecast_cache_s) if self.forecast_cache_s > 0 else now_s
-        key = (tuple(r.name for r in regions), bucket)
+        key = (tuple([r.name for r in regions]), bucket)
         hit = self._cache.get(key)
         if hit is not None and hit.covers(now_s + horizon_s):
             return hit

@@ -311,7 +311,7 @@ def _scan_one(
                 continue
             if math.isfinite(low):
                 if low < best:
-                    best, choice = low, (r, list(cells).index(low))
+                    best, choice = low, (r, cells.index(low))
                 continue
         for s, cost in enumerate(cells):
             if math.isfinite(cost) and sign * cost < best:
