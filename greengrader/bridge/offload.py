@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import multiprocessing.connection
+import os
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -44,6 +47,16 @@ class _Worker:
 
 def _init_worker(settings: Settings) -> None:
     _Worker.settings = settings
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        # A bridge killed with SIGKILL cannot shut its pool down, and the worker's own queue
+        # handles keep it waiting forever: leave when the parent's sentinel fires.
+        threading.Thread(target=_exit_with, args=(parent.sentinel,), daemon=True).start()
+
+
+def _exit_with(sentinel: int) -> None:
+    multiprocessing.connection.wait([sentinel])
+    os._exit(0)
 
 
 def _prepare_in_worker(data: bytes, topic: str | None) -> Prepared:

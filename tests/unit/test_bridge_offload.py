@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,3 +51,44 @@ def test_a_killed_worker_is_replaced_and_the_batch_still_prepared(
     got = offload.prepare_all(payloads)
     assert [type(p) for p in got] == [Accepted] * (len(payloads) - 1) + [Rejected]
     assert offload._executor() is not pool
+
+
+HOLDER = """
+import sys, time
+from greengrader.bridge.offload import Offload
+from greengrader.context import Context
+from greengrader.settings import Settings
+
+if __name__ == "__main__":
+    settings = Settings(home=sys.argv[1], database_url=f"sqlite:///{sys.argv[1]}/gg.db")
+    pool = Offload(Context.from_settings(settings), workers=1)
+    pool.start()
+    print(*pool._executor()._processes, flush=True)
+    time.sleep(120)
+"""
+
+
+def test_workers_leave_when_the_bridge_is_killed(tmp_path: Path) -> None:
+    # SIGKILL leaves no chance to shut the pool down; the workers must not outlive it.
+    script = tmp_path / "holder.py"
+    script.write_text(HOLDER)
+    holder = subprocess.Popen([sys.executable, str(script), str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None
+    workers = [int(pid) for pid in holder.stdout.readline().split()]
+    assert workers and all(_alive(pid) for pid in workers)
+    holder.kill()
+    holder.wait()
+    deadline = time.monotonic() + 15
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in workers)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is gone for our purpose (its parent, the holder, is dead too).
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split(") ", 1)[1][0] != "Z"
