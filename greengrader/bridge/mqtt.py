@@ -6,9 +6,11 @@ Guarantees (see docs/bridge.md):
   or quarantine) has committed. Subscriptions are QoS 1 on a persistent session (MQTT 5,
   ``clean_start=False`` with a session expiry), so anything unacknowledged when the bridge
   dies is redelivered, and deduplication makes the redelivery harmless.
-* paho's network thread only queues messages; a worker thread parses, stores and acks, so
-  a slow database never starves keepalives. Messages are stored in batches (one commit per
-  batch, then every message of the batch is acked).
+* paho's network thread only queues messages; a store thread stores and acks, so a slow
+  database never starves keepalives. Messages are stored in batches (one commit per batch,
+  then every message of the batch is acked); the next batch is validated and pseudonymised
+  (in the :mod:`~greengrader.bridge.offload` worker processes) while the previous one is
+  stored, and ``schedule`` is enqueued from there after the commit.
 * Nothing raised while handling a message stops the bridge: a bad payload is quarantined, a
   database outage is retried (with nothing acked meanwhile), anything else is logged.
 * Messages received on an earlier connection are never acked on a later one (packet ids
