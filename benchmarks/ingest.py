@@ -27,6 +27,7 @@ import zipfile
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+import redis
 import sqlalchemy as sa
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -140,6 +141,7 @@ def start_broker(tag: str) -> tuple[int, subprocess.Popen[bytes]]:
 
 
 def run(args: argparse.Namespace, env: dict[str, str], db_url: str, bridge: subprocess.Popen[bytes], port: int) -> None:
+    queued_before = redis.Redis.from_url(env["GREENGRADER_BROKER_URL"]).llen("scheduling")
     print(f"building {args.n} payloads of ~{args.size} bytes ...", flush=True)
     items = [(700_000_000 + i, payload(700_000_000 + i, args.size)) for i in range(args.n)]
     dups = items[: int(args.n * args.duplicates)]
@@ -191,6 +193,14 @@ def run(args: argparse.Namespace, env: dict[str, str], db_url: str, bridge: subp
             break
         time.sleep(0.2)
     sub.disconnect()
+    # The schedule tasks this run enqueued (no worker consumes them); then drop them, their
+    # submissions die with the benchmark database.
+    broker = redis.Redis.from_url(env["GREENGRADER_BROKER_URL"])
+    deadline = time.time() + 10
+    while (scheduled := broker.llen("scheduling") - queued_before) < args.n and time.time() < deadline:
+        time.sleep(0.2)
+    broker.delete("scheduling")
+    broker.close()
     sub.loop_stop()
 
     firsts = {gid: min(t for t, _ in v) for gid, v in receipts.items() if gid in sent}
@@ -213,6 +223,7 @@ def run(args: argparse.Namespace, env: dict[str, str], db_url: str, bridge: subp
         "stored": stored, "distinct_ids": distinct,
         "duplicates": statuses.count("duplicate"), "quarantined": statuses.count("quarantined"),
         "lost": args.n - distinct,
+        "schedule_tasks": scheduled,
     }, indent=2))
 
 
