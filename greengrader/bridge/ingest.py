@@ -13,7 +13,7 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from greengrader.bridge.payload import Limits, parse_payload, sha256_hex
+from greengrader.bridge.payload import Limits, parse_payload_entries, sha256_hex
 from greengrader.bridge.privacy import (
     pseudonymise_metadata,
     pseudonymise_payload,
@@ -35,7 +35,7 @@ SCHEDULE_TASK = "greengrader.schedule"
 def prepare(settings: Settings, data: bytes, topic: str | None = None) -> Prepared:
     """Validate and pseudonymise one payload; never raises for bad input."""
     try:
-        parsed = parse_payload(data, Limits.from_settings(settings))
+        parsed, entries = parse_payload_entries(data, Limits.from_settings(settings))
     except PayloadRejected as exc:
         return Rejected(exc.reason, exc.detail, data, sha256_hex(data), topic)
     except Exception as exc:  # a parser bug must quarantine the payload, not kill the bridge
@@ -45,7 +45,7 @@ def prepare(settings: Settings, data: bytes, topic: str | None = None) -> Prepar
         return Accepted(parsed, data, parsed.metadata, parsed.users, topic)
     key = settings.pseudonym_key.get_secret_value().encode()
     metadata = pseudonymise_metadata(parsed.metadata, key)
-    stored = pseudonymise_payload(data, parsed.metadata_path, metadata)
+    stored = pseudonymise_payload(data, parsed.metadata_path, metadata, entries)
     return Accepted(parsed, stored, metadata, pseudonymise_users(parsed.users, key), topic)
 
 

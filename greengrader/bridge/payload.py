@@ -131,6 +131,12 @@ def sha256_hex(data: bytes) -> str:
 
 def parse_payload(data: bytes, limits: Limits | None = None) -> ParsedPayload:
     """Validate ``data`` and extract what the store needs; raise :class:`PayloadRejected`."""
+    return parse_payload_entries(data, limits)[0]
+
+
+def parse_payload_entries(data: bytes, limits: Limits | None = None) -> tuple[ParsedPayload, list[zipfile.ZipInfo]]:
+    """:func:`parse_payload` plus the validated central directory, so a caller that rewrites
+    a member (pseudonymisation) need not parse the zip a second time."""
     limits = limits or Limits()
     if not data:
         raise PayloadRejected("empty", "the message has no content")
@@ -142,7 +148,7 @@ def parse_payload(data: bytes, limits: Limits | None = None) -> ParsedPayload:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             infos = zf.infolist()
             check_structure(data, infos, zf.start_dir, limits)
-            return _extract(zf, infos, data, limits)
+            return _extract(zf, infos, data, limits), infos
     except PayloadRejected:
         raise
     except _ZIP_ERRORS as exc:
