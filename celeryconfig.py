@@ -13,13 +13,16 @@ import sys
 
 from kombu import Queue
 
-from greengrader.carbon.regions import load_regions
+from greengrader.carbon.regions import check_region_settings, load_regions
 from greengrader.errors import ConfigError
 from greengrader.settings import get_settings
 
 try:
     _settings = get_settings()
     _regions = load_regions(_settings.regions_file)
+    check_region_settings(
+        _regions, default_region=_settings.default_region, baseline_region=_settings.baseline_region
+    )
 except ConfigError as _exc:
     sys.exit(f"greengrader: {_exc}")
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from greengrader.carbon.regions import RegionRegistry, load_regions
+from greengrader.carbon.regions import RegionRegistry, check_region_settings, load_regions
 from greengrader.db import Database, get_database
 from greengrader.models.base import utcnow
 from greengrader.settings import Settings, get_settings
@@ -32,10 +32,14 @@ class Context:
     @classmethod
     def from_settings(cls, settings: Settings | None = None, **kwargs: object) -> Context:
         settings = settings or get_settings()
+        regions = load_regions(settings.regions_file)
+        check_region_settings(
+            regions, default_region=settings.default_region, baseline_region=settings.baseline_region
+        )
         return cls(
             settings=settings,
             db=get_database(settings),
-            regions=load_regions(settings.regions_file),
+            regions=regions,
             **kwargs,  # type: ignore[arg-type]
         )
 

@@ -125,3 +125,13 @@ def load_regions(path: Path | None = None) -> RegionRegistry:
         return _parse(path.read_text(), str(path))
     except OSError as exc:
         raise ConfigError(f"GREENGRADER_REGIONS_FILE: cannot read {path}: {exc.strerror}") from None
+
+
+def check_region_settings(registry: RegionRegistry, **named: str | None) -> None:
+    """Fail with the variable's name when a region setting names no configured region,
+    e.g. ``check_region_settings(reg, default_region="us-wset")``."""
+    for field, value in named.items():
+        if value is not None and value not in registry:
+            raise UnknownRegion(
+                f"GREENGRADER_{field.upper()}: unknown region {value!r} (known: {', '.join(registry.names)})"
+            )

@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from greengrader.db import Database
@@ -47,10 +48,19 @@ def test_cli_db_upgrade_creates_tables(empty_database: Database, tmp_path: Path)
     assert _tables(empty_database) == EXPECTED
 
 
-def test_invalid_setting_is_one_line_error(tmp_path: Path) -> None:
-    env = {"GREENGRADER_DATABASE_URL": "mysql://x", "GREENGRADER_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
-    out = subprocess.run([sys.executable, "-m", "greengrader", "db", "upgrade"], env=env, capture_output=True, text=True)
-    assert out.returncode == 2
-    assert out.stderr.strip().count("\n") == 0
-    assert "GREENGRADER_DATABASE_URL" in out.stderr
+@pytest.mark.parametrize(
+    ("var", "value", "argv"),
+    [
+        ("GREENGRADER_DATABASE_URL", "mysql://x", ["-m", "greengrader", "db", "upgrade"]),
+        ("GREENGRADER_DEFAULT_REGION", "us-wset", ["-m", "greengrader", "dispatch"]),
+        ("GREENGRADER_BROKER_URL", "http://x", ["-m", "celery", "-A", "greengrader", "inspect", "ping"]),
+        ("GREENGRADER_DEFAULT_REGION", "us-wset", ["-m", "celery", "-A", "greengrader", "inspect", "ping"]),
+    ],
+)
+def test_invalid_setting_is_one_line_error(tmp_path: Path, var: str, value: str, argv: list[str]) -> None:
+    env = {var: value, "GREENGRADER_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, *argv], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0
+    assert out.stderr.strip().count("\n") == 0, out.stderr
+    assert out.stderr.startswith(f"greengrader: {var}: ")
     assert "Traceback" not in out.stderr

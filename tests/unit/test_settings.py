@@ -40,3 +40,10 @@ def test_invalid_regions_file_is_a_config_error(tmp_path: Path) -> None:
     bad.write_text("[regions.x]\nlat = 1\n")
     with pytest.raises(ConfigError, match="GREENGRADER_REGIONS_FILE"):
         load_regions(bad)
+
+
+def test_unknown_default_region_names_the_variable(tmp_path: Path) -> None:
+    from greengrader.context import Context
+
+    with pytest.raises(UnknownRegion, match=r"^GREENGRADER_DEFAULT_REGION: unknown region 'us-wset'"):
+        Context.from_settings(load_settings(home=tmp_path, default_region="us-wset"))
