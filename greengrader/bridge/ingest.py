@@ -101,10 +101,15 @@ def enqueue_schedule_many(ctx: Context, submission_ids: Sequence[int]) -> bool:
     app = ctx.celery
     try:
         with app.producer_or_acquire() as producer, producer.batch(max_size=4 * len(submission_ids) + 8):
+            # Celery declares the queue on every send (a cached no-op that still copies and
+            # binds the entity, ~20 % of the send): declare it once per batch instead.
+            queue = app.amqp.router.route({}, SCHEDULE_TASK).get("queue")
+            if queue is not None:
+                producer.maybe_declare(queue)
             for submission_id in submission_ids:
                 # The reprs Celery would build with saferepr, for a fraction of the cost.
                 app.send_task(SCHEDULE_TASK, args=[submission_id], retry=False, producer=producer,
-                              argsrepr=f"[{submission_id}]", kwargsrepr="{}")
+                              argsrepr=f"[{submission_id}]", kwargsrepr="{}", declare=[])
     except Exception as exc:  # kombu raises many transport-specific types
         log.warning(
             "could not enqueue schedule for %d submissions (%s); the sweep will retry",
