@@ -27,7 +27,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING
 
-from greengrader.bridge.ingest import enqueue_schedule_many, prepare
+from greengrader.bridge.ingest import SCHEDULE_TASK, enqueue_schedule_many, prepare
 from greengrader.bridge.payload import sha256_hex
 from greengrader.bridge.store import Prepared, Rejected
 from greengrader.settings import Settings
@@ -74,6 +74,19 @@ def _enqueue_in_worker(submission_ids: list[int]) -> bool:
 
 
 def _ready() -> bool:
+    # Import Celery and build the app now: on first use it costs ~0.5 s of CPU in the
+    # middle of the first batches.
+    assert _Worker.settings is not None, "pool initializer did not run"
+    try:
+        from greengrader.context import Context
+
+        _Worker.ctx = Context.from_settings(_Worker.settings)
+        app = _Worker.ctx.celery
+        app.amqp.router.route({}, SCHEDULE_TASK)
+        with app.producer_or_acquire():  # connects to the Celery broker
+            pass
+    except Exception:  # the first enqueue retries and logs
+        _Worker.ctx = None
     return True
 
 
