@@ -17,6 +17,7 @@ import io
 import json
 import multiprocessing as mp
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -27,6 +28,7 @@ import zipfile
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+import psutil
 import redis
 import sqlalchemy as sa
 from paho.mqtt.enums import CallbackAPIVersion
@@ -108,10 +110,11 @@ def main() -> None:
     }
     cmd = [sys.executable, "-m", "greengrader"]
     subprocess.run([*cmd, "db", "upgrade"], env=env, check=True, capture_output=True)
-    log = open(f"/tmp/gg-bench-{tag}.log", "wb")  # noqa: SIM115
+    bridge_log = f"/tmp/gg-bench-{tag}.log"
+    log = open(bridge_log, "wb")  # noqa: SIM115
     bridge = subprocess.Popen([*cmd, "bridge"], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        run(args, env, db_url, bridge, port)
+        run(args, env, db_url, bridge, port, broker.pid, bridge_log)
     finally:
         broker.terminate()
         bridge.terminate()
@@ -140,7 +143,52 @@ def start_broker(tag: str) -> tuple[int, subprocess.Popen[bytes]]:
     return port, proc
 
 
-def run(args: argparse.Namespace, env: dict[str, str], db_url: str, bridge: subprocess.Popen[bytes], port: int) -> None:
+class CpuMeter:
+    """CPU seconds (user + system) each part of the pipeline spent since construction.
+
+    Per-message CPU is what decides throughput on a small machine, and unlike payloads/s it
+    hardly depends on what else the machine runs.
+    """
+
+    def __init__(self, bridge_pid: int, broker_pid: int, dbname: str) -> None:
+        self.bridge = psutil.Process(bridge_pid)
+        self.broker = psutil.Process(broker_pid)
+        self.dbname = dbname
+        self.start = self._sample()
+
+    def _sample(self) -> dict[str, float]:
+        bridge_workers = sum(_cpu(p) for p in self.bridge.children(recursive=True))
+        postgres = sum(
+            _cpu(p) for p in psutil.process_iter(["cmdline"])
+            if p.info["cmdline"] and self.dbname in " ".join(p.info["cmdline"])
+        )
+        me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return {
+            "bridge": _cpu(self.bridge), "bridge_workers": bridge_workers, "postgres": postgres,
+            "mosquitto": _cpu(self.broker), "publishers": kids.ru_utime + kids.ru_stime,
+            "benchmark_receipts": me.ru_utime + me.ru_stime,
+        }
+
+    def used(self) -> dict[str, float]:
+        end = self._sample()
+        out = {k: end[k] - self.start[k] for k in end}
+        out["total"] = sum(out.values())
+        return out
+
+
+def _cpu(proc: psutil.Process) -> float:
+    try:
+        times = proc.cpu_times()
+    except psutil.Error:
+        return 0.0
+    return float(times.user + times.system)
+
+
+def run(
+    args: argparse.Namespace, env: dict[str, str], db_url: str, bridge: subprocess.Popen[bytes], port: int,
+    broker_pid: int, bridge_log: str,
+) -> None:
+    load_at_start = round(os.getloadavg()[0], 2)
     queued_before = redis.Redis.from_url(env["GREENGRADER_BROKER_URL"]).llen("scheduling")
     print(f"building {args.n} payloads of ~{args.size} bytes ...", flush=True)
     items = [(700_000_000 + i, payload(700_000_000 + i, args.size)) for i in range(args.n)]
@@ -163,10 +211,17 @@ def run(args: argparse.Namespace, env: dict[str, str], db_url: str, bridge: subp
     sub.connect("127.0.0.1", port)
     sub.subscribe(f"{env['GREENGRADER_MQTT_RECEIPT_TOPIC']}/#", qos=1)
     sub.loop_start()
-    time.sleep(3)  # bridge connects and subscribes
-    assert bridge.poll() is None, "bridge exited"
+    # Messages published before the bridge's first subscription would be lost (its session
+    # does not exist yet); on a loaded machine starting its worker process takes seconds.
+    deadline = time.time() + 120
+    while b"subscribed to" not in Path(bridge_log).read_bytes():
+        assert bridge.poll() is None, "bridge exited"
+        assert time.time() < deadline, "bridge did not subscribe"
+        time.sleep(0.2)
+    time.sleep(0.5)  # the SUBSCRIBE is sent before the log line; let the SUBACK land
 
     print(f"publishing {len(wire)} messages ({len(dups)} duplicates) from {args.publishers} publishers ...", flush=True)
+    cpu = CpuMeter(bridge.pid, broker_pid, db_url.rsplit("/", 1)[1])
     out: mp.Queue = mp.Queue()  # type: ignore[type-arg]
     shares = [wire[i :: args.publishers] for i in range(args.publishers)]
     start = time.time()
@@ -213,6 +268,7 @@ def run(args: argparse.Namespace, env: dict[str, str], db_url: str, bridge: subp
         distinct = conn.execute(sa.text("SELECT count(DISTINCT gradescope_id) FROM submission")).scalar_one()
     engine.dispose()
     elapsed = end - start
+    cpu_ms = {k: round(1000 * v / len(wire), 3) for k, v in cpu.used().items()}
     print(json.dumps({
         "payloads": args.n, "messages": len(wire), "mean_payload_bytes": round(mean_size),
         "publishers": args.publishers, "batch": args.batch, "prepare_workers": args.prepare_workers,
@@ -224,6 +280,8 @@ def run(args: argparse.Namespace, env: dict[str, str], db_url: str, bridge: subp
         "duplicates": statuses.count("duplicate"), "quarantined": statuses.count("quarantined"),
         "lost": args.n - distinct,
         "schedule_tasks": scheduled,
+        "cpu_ms_per_message": cpu_ms,
+        "load_1min_at_start": load_at_start,
     }, indent=2))
 
 
