@@ -25,6 +25,9 @@ from greengrader.metrics import PAYLOADS
 from greengrader.settings import Settings
 
 if TYPE_CHECKING:
+    from celery import Celery
+    from kombu import Producer
+
     from greengrader.context import Context
 
 log = logging.getLogger(__name__)
@@ -91,25 +94,17 @@ def enqueue_schedule(ctx: Context, submission_id: int) -> bool:
 def enqueue_schedule_many(ctx: Context, submission_ids: Sequence[int]) -> bool:
     """:func:`enqueue_schedule` for a committed batch, in one broker round trip.
 
-    The tasks (and their task-sent events) go through one producer in a kombu publish
-    batch, which the Redis transport sends as one pipeline (other transports publish one by
-    one). On failure some may have been sent and some not: the rows not yet scheduled stay
-    ``received`` and the sweep enqueues them; a task sent twice finds its row scheduled.
+    The tasks go through one producer in a kombu publish batch, which the Redis transport
+    sends as one pipeline (other transports publish one by one). On failure some may have
+    been sent and some not: the rows not yet scheduled stay ``received`` and the sweep
+    enqueues them; a task sent twice finds its row scheduled.
     """
     if not submission_ids:
         return True
     app = ctx.celery
     try:
-        with app.producer_or_acquire() as producer, producer.batch(max_size=4 * len(submission_ids) + 8):
-            # Celery declares the queue on every send (a cached no-op that still copies and
-            # binds the entity, ~20 % of the send): declare it once per batch instead.
-            queue = app.amqp.router.route({}, SCHEDULE_TASK).get("queue")
-            if queue is not None:
-                producer.maybe_declare(queue)
-            for submission_id in submission_ids:
-                # The reprs Celery would build with saferepr, for a fraction of the cost.
-                app.send_task(SCHEDULE_TASK, args=[submission_id], retry=False, producer=producer,
-                              argsrepr=f"[{submission_id}]", kwargsrepr="{}", declare=[])
+        with app.producer_or_acquire() as producer, producer.batch(max_size=2 * len(submission_ids) + 8):
+            _publish_schedule(app, producer, submission_ids)
     except Exception as exc:  # kombu raises many transport-specific types
         log.warning(
             "could not enqueue schedule for %d submissions (%s); the sweep will retry",
@@ -117,6 +112,44 @@ def enqueue_schedule_many(ctx: Context, submission_ids: Sequence[int]) -> bool:
         )
         return False
     return True
+
+
+def _publish_schedule(app: Celery, producer: Producer, submission_ids: Sequence[int]) -> None:
+    """Publish ``schedule`` tasks as ``send_task`` would, less its per-call cost.
+
+    ``send_task`` re-resolves routing and options, declares the queue and sends a
+    ``task-sent`` event for every task: ~0.5 ms of CPU per task, as much as validating the
+    payload. The message itself is still built by Celery (``create_task_message``, the
+    protocol 2 format) and the publish signals still fire. The one difference is that no
+    ``task-sent`` event is sent: Flower shows a ``schedule`` task from the moment a worker
+    receives it (``task-received``), and the ``scheduling`` queue's length on its Broker
+    page; other tasks keep ``task_send_sent_event``.
+    """
+    from celery.signals import after_task_publish, before_task_publish
+    from kombu.utils.uuid import uuid
+
+    queue = app.amqp.router.route({}, SCHEDULE_TASK)["queue"]
+    producer.maybe_declare(queue)  # once per batch, not once per task
+    delivery_mode = queue.exchange.delivery_mode or app.conf.task_default_delivery_mode
+    conf = app.conf
+    for submission_id in submission_ids:
+        task_id = uuid()
+        # The reprs Celery would build with saferepr, for a fraction of the cost.
+        headers, properties, body, _ = app.amqp.create_task_message(
+            task_id, SCHEDULE_TASK, [submission_id], {}, reply_to=app.thread_oid, ignore_result=None,
+            argsrepr=f"[{submission_id}]", kwargsrepr="{}",
+        )
+        app.backend.on_task_call(producer, task_id)
+        before_task_publish.send(
+            sender=SCHEDULE_TASK, body=body, exchange="", routing_key=queue.name, declare=[],
+            headers=headers, properties=properties, retry_policy={},
+        )
+        producer.publish(
+            body, exchange="", routing_key=queue.name, serializer=conf.task_serializer,
+            compression=conf.task_compression, retry=False, delivery_mode=delivery_mode,
+            headers=headers, **properties,
+        )
+        after_task_publish.send(sender=SCHEDULE_TASK, body=body, headers=headers, exchange="", routing_key=queue.name)
 
 
 def log_outcome(outcome: IngestOutcome) -> None:
