@@ -2,8 +2,8 @@
 
 Two jobs of the bridge are pure Python CPU under the GIL that its other threads (MQTT I/O,
 the database batch, acks and receipts) also need: :func:`~greengrader.bridge.ingest.prepare`
-(zip checks, metered inflate, hashing, pseudonymisation; ~0.6 ms per 50 KB payload) and
-sending the ``schedule`` tasks of a committed batch (~0.5 ms per task in Celery and kombu).
+(zip checks, metered inflate, hashing, pseudonymisation; ~0.5 ms per 50 KB payload) and
+sending the ``schedule`` tasks of a committed batch (~0.1 ms per task in Celery and kombu).
 With ``GREENGRADER_BRIDGE_PREPARE_WORKERS`` > 0 both run in that many spawned worker
 processes; 0 keeps them in the bridge process.
 
