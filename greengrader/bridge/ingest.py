@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from greengrader.bridge.payload import Limits, parse_payload_entries, sha256_hex
 from greengrader.bridge.privacy import (
@@ -26,7 +26,7 @@ from greengrader.settings import Settings
 
 if TYPE_CHECKING:
     from celery import Celery
-    from kombu import Producer
+    from kombu import Connection, Producer
 
     from greengrader.context import Context
 
@@ -103,8 +103,15 @@ def enqueue_schedule_many(ctx: Context, submission_ids: Sequence[int]) -> bool:
         return True
     app = ctx.celery
     try:
-        with app.producer_or_acquire() as producer, producer.batch(max_size=2 * len(submission_ids) + 8):
-            _publish_schedule(app, producer, submission_ids)
+        with app.pool.acquire(block=True) as pooled:
+            conn = cast("Connection", pooled)  # celery-types types the pool as producers
+            # Fail fast when the broker is down: kombu's default is to retry for the whole
+            # connect timeout (~6 s per batch), which would stall ingestion; the rows stay
+            # `received` and the sweep enqueues them once the broker is back.
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=1, interval_max=1)
+            producer: Any = app.amqp.Producer(conn)  # kombu's Producer.batch is not in the stubs
+            with producer.batch(max_size=2 * len(submission_ids) + 8):
+                _publish_schedule(app, producer, submission_ids)
     except Exception as exc:  # kombu raises many transport-specific types
         log.warning(
             "could not enqueue schedule for %d submissions (%s); the sweep will retry",
