@@ -147,3 +147,15 @@ def test_cli_ingest_and_export_round_trip(
     assert len(exported) == 1 and b"def" in exported[0].read_bytes()
     listing = subprocess.run([*run, "submissions", "--status", "received"], capture_output=True, text=True, check=True)
     assert "900101" in listing.stdout or "900105" in listing.stdout
+
+
+def test_enqueue_fails_fast_while_the_celery_broker_is_down(env_settings: Any, database: Database) -> None:
+    """A dead broker must not stall ingestion: each batch's enqueue gives up at once (the rows
+    stay `received` for the sweep) instead of retrying for kombu's connect timeout."""
+    from greengrader.bridge.ingest import enqueue_schedule_many
+
+    ctx = Context.from_settings(env_settings, app=Celery("down", broker="redis://127.0.0.1:1/0"))
+    ctx.db = database
+    started = time.monotonic()
+    assert [enqueue_schedule_many(ctx, [1, 2, 3]) for _ in range(5)] == [False] * 5
+    assert time.monotonic() - started < 3.0
