@@ -15,6 +15,7 @@ from kombu import Queue
 
 from greengrader.carbon.regions import check_region_settings, load_regions
 from greengrader.errors import ConfigError
+from greengrader.executors.base import MAX_TIMEOUT_S
 from greengrader.settings import get_settings
 
 try:
@@ -45,14 +46,15 @@ task_create_missing_queues = False
 broker_connection_retry_on_startup = True
 worker_cancel_long_running_tasks_on_connection_loss = True
 worker_soft_shutdown_timeout = 10.0
-# A grade may run up to the 40-minute maximum; the hard limit stays under Redis's
-# visibility timeout so a running task is never redelivered while alive.
-task_time_limit = 2400 + 300
+# A grade may build its image (bounded on its own) and then run up to the 40-minute
+# maximum; the hard limit covers both, and stays under Redis's visibility timeout so a
+# running task is never redelivered while alive.
+task_time_limit = MAX_TIMEOUT_S + _settings.image_build_timeout_s + 300
 # Redis redelivers unacked messages after the visibility timeout; other transports
 # (the embedded SQLAlchemy one) pass these options to their engine, so set it only there.
 broker_transport_options: dict[str, object] = {}
 if broker_url.startswith(("redis", "rediss")):
-    broker_transport_options = {"visibility_timeout": 3600}
+    broker_transport_options = {"visibility_timeout": task_time_limit + 600}
 elif broker_url.startswith("filesystem"):
     _box = _settings.broker_dir
     for _sub in ("queue", "control"):

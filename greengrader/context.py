@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from greengrader.carbon.regions import RegionRegistry, check_region_settings, load_regions
 from greengrader.db import Database, get_database
@@ -20,6 +20,8 @@ from greengrader.settings import Settings, get_settings
 if TYPE_CHECKING:
     from celery import Celery
 
+T = TypeVar("T")
+
 
 @dataclass
 class Context:
@@ -28,6 +30,9 @@ class Context:
     regions: RegionRegistry
     clock: Callable[[], datetime] = field(default=utcnow)
     app: Celery | None = None
+    # Objects built once per context on first use (the placer and its forecast cache, the
+    # grading executor and image builder): their lifetime is the context's.
+    _memo: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, **kwargs: object) -> Context:
@@ -53,6 +58,13 @@ class Context:
 
     def now(self) -> datetime:
         return self.clock()
+
+    def memo(self, key: str, build: Callable[[], T]) -> T:
+        """``build()`` once per context and key; later calls return the same object."""
+        if key not in self._memo:
+            self._memo[key] = build()
+        value: T = self._memo[key]
+        return value
 
 
 _context: Context | None = None

@@ -140,14 +140,17 @@ def grade_submission(
     executor: Executor | None = None,
     builder: ImageBuilder | None = None,
     worker: str | None = None,
+    dispatch: int | None = None,
 ) -> Result | None:
     """Grade ``submission_id``; returns the stored Result, or None when there was nothing to do.
 
     ``worker`` (the Celery node name) labels the job's container, so a restarted worker of
-    the same name can remove what its killed predecessor left behind.
+    the same name can remove what its killed predecessor left behind; it is also recorded
+    on the row, so recovery can tell a job whose worker died. ``dispatch`` is the fencing
+    token the message carries: a message that is not the row's current one does nothing.
     """
     task_id = task_id or f"local-{uuid.uuid4().hex[:12]}"
-    claim = _claim(ctx, submission_id, task_id)
+    claim = _claim(ctx, submission_id, task_id, worker, dispatch)
     if claim is None:
         return None
     executor = executor or _executor(ctx.settings, worker)
@@ -167,8 +170,8 @@ def grade_submission(
         return _finish_error(ctx, submission_id, task_id, claim, f"autograder setup failed: {exc}")
     except ExecutorError as exc:
         builder.forget()  # e.g. the image was pruned meanwhile: look again next time
-        _requeue(ctx, submission_id, task_id, f"infrastructure error: {exc}")
-        raise
+        _retry(ctx, submission_id, task_id, f"infrastructure error: {exc}")
+        return None
     except GreengraderError as exc:  # e.g. the stored payload no longer parses
         return _finish_error(ctx, submission_id, task_id, claim, f"cannot grade: {exc}")
     return _store(ctx, submission_id, task_id, claim, graded, executor)
@@ -182,7 +185,9 @@ def _executor(settings: Settings, worker: str | None = None) -> Executor:
     )
 
 
-def _claim(ctx: Context, submission_id: int, task_id: str) -> _Claim | None:
+def _claim(
+    ctx: Context, submission_id: int, task_id: str, worker: str | None, dispatch: int | None
+) -> _Claim | None:
     with ctx.db.transaction() as session:
         # One round trip: the row (locked), its assignment and payload bytes; the status
         # history is not loaded (appending to it only inserts).
@@ -203,17 +208,26 @@ def _claim(ctx: Context, submission_id: int, task_id: str) -> _Claim | None:
             log.info("submission %s already %s; nothing to do", submission_id, status.value)
             return None
         now = ctx.now()
+        if dispatch is not None and dispatch != sub.dispatch:
+            log.info("submission %s: message %s is stale (current %s); skipping", submission_id, dispatch, sub.dispatch)
+            return None
         if status == Status.RUNNING and sub.task_id != task_id:
-            stale_after = timedelta(seconds=ctx.settings.grade_timeout_s + ctx.settings.stuck_margin_s)
-            if now - sub.updated_at < stale_after:
-                log.info("submission %s is being graded by task %s; skipping", submission_id, sub.task_id)
-                return None
+            log.info("submission %s is being graded by task %s; skipping", submission_id, sub.task_id)
+            return None
+        if sub.attempts >= ctx.settings.max_attempts:
+            # Each claim counts: a job that keeps killing its grading process ends here
+            # instead of being redelivered forever.
+            reason = (f"gave up after {sub.attempts} attempts: the grading process died or was lost "
+                      f"each time (last: {sub.status_reason or status.value})")
+            sub.move_to(Status.ERROR, reason[:2000], now=now)
+            GRADES.labels("error", sub.region or "").inc()
+            return None
         if status == Status.RECEIVED:
             sub.move_to(Status.SCHEDULED, "graded directly", now=now)
         if Status(sub.status) in (Status.SCHEDULED, Status.RUNNING):
             sub.move_to(Status.QUEUED, "rerun" if status == Status.RUNNING else None, now=now)
         sub.move_to(Status.RUNNING, f"task {task_id}", now=now)
-        sub.task_id = task_id
+        sub.task_id, sub.worker = task_id, worker
         sub.attempts += 1
         assignment = sub.assignment
         broken = None
@@ -270,16 +284,39 @@ def _owned(session: Session, submission_id: int, task_id: str) -> Submission | N
     return sub
 
 
-def _requeue(ctx: Context, submission_id: int, task_id: str, reason: str) -> None:
+INFRA_RETRY_MAX = 10  # consecutive infrastructure failures before a job becomes `error`
+INFRA_BACKOFF_S = (0.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0)
+
+
+def _retry(ctx: Context, submission_id: int, task_id: str, reason: str) -> None:
+    """An infrastructure failure (Docker down or racing, image pruned) is not the
+    student's result and not the job's fault: the first is sent again at once, later ones
+    wait with backoff (held ``scheduled``, released by the sweep); after
+    ``INFRA_RETRY_MAX`` in a row the job becomes ``error`` with the reason."""
+    now = ctx.now()
     with ctx.db.transaction() as session:
         sub = _owned(session, submission_id, task_id)
         if sub is None:
             return
-        if sub.attempts >= ctx.settings.max_attempts:
-            sub.move_to(Status.ERROR, f"{reason} (gave up after {sub.attempts} attempts)", now=ctx.now())
-            GRADES.labels("error", sub.region or "").inc()
-        else:
-            sub.move_to(Status.QUEUED, f"{reason}; will retry", now=ctx.now())
+        region = sub.region or ctx.settings.default_region
+        sub.task_id, sub.worker = None, None
+        sub.attempts -= 1  # this claim did not try the job
+        sub.infra_failures += 1
+        if sub.infra_failures >= INFRA_RETRY_MAX:
+            sub.move_to(Status.ERROR, f"{reason} (gave up after {sub.infra_failures} tries)"[:2000], now=now)
+            GRADES.labels("error", region).inc()
+            return
+        wait = INFRA_BACKOFF_S[min(sub.infra_failures - 1, len(INFRA_BACKOFF_S) - 1)]
+        if wait > 0:
+            sub.not_before = now + timedelta(seconds=wait)
+            sub.move_to(Status.SCHEDULED, f"{reason}; retrying in {wait:.0f} s"[:2000], now=now)
+            return
+        sub.move_to(Status.QUEUED, f"{reason}; retrying now"[:2000], now=now)
+        sub.dispatch += 1
+        dispatch = sub.dispatch
+    from greengrader.scheduling.service import enqueue_grade
+
+    enqueue_grade(ctx, submission_id, region, dispatch)
 
 
 def _finish_error(ctx: Context, submission_id: int, task_id: str, claim: _Claim, reason: str) -> Result | None:
@@ -327,6 +364,7 @@ def _store(
         result.energy_kwh, result.carbon_g, result.intensity = energy, carbon, intensity
         result.agrees = agrees(graded.score, claim.gradescope_score)
         sub.move_to(STATUS_FOR[ex.outcome], ex.message[:2000], now=now)
+        sub.infra_failures = 0
         if claim.image_ready != graded.image:
             sub.assignment.build_status, sub.assignment.image_tag = "ready", graded.image
     GRADES.labels(ex.outcome, claim.region).inc()

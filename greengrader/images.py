@@ -27,6 +27,7 @@ from typing import Any
 
 import docker
 import requests
+import urllib3
 from docker.errors import APIError, DockerException, ImageNotFound
 
 from greengrader.errors import ExecutorError, ImageBuildError
@@ -137,11 +138,14 @@ class ImageBuilder:
 
     def _build(self, tag: str, source: Mapping[str, bytes], assignment: str) -> BuiltImage:
         started = time.monotonic()
+        bound = self.settings.image_build_timeout_s
         context = build_context(self.settings.base_image, source, self._ca_bundle())
         lines: list[str] = []
         error = None
         try:
-            for chunk in self.client.api.build(
+            # The HTTP timeout bounds a silent setup.sh; the deadline one that keeps printing.
+            # Closing the stream makes the daemon cancel the build.
+            stream = self.client.api.build(
                 fileobj=io.BytesIO(context),
                 custom_context=True,
                 tag=tag,
@@ -152,14 +156,22 @@ class ImageBuilder:
                 buildargs=proxy_args(os.environ),
                 labels={LABEL_SOURCE: tag.rsplit(":", 1)[1], LABEL_ASSIGNMENT: assignment},
                 decode=True,
-            ):
+                timeout=bound,
+            )
+            for chunk in stream:
                 if "stream" in chunk:
                     lines.append(str(chunk["stream"]))
                 if "error" in chunk:
                     error = str(chunk["error"])
                     lines.append(error + "\n")
-        except (APIError, requests.RequestException, DockerException) as exc:
-            raise ExecutorError(f"Docker failed while building {tag}: {exc}") from exc
+                if time.monotonic() - started > bound:
+                    stream.close()
+                    raise TimeoutError
+        except (APIError, requests.RequestException, DockerException, urllib3.exceptions.HTTPError, OSError) as exc:
+            if not _is_timeout(exc):
+                raise ExecutorError(f"Docker failed while building {tag}: {exc}") from exc
+            log = "".join(lines)[-MAX_LOG_CHARS:]
+            raise ImageBuildError(f"setup.sh did not finish within {bound} s; the build was stopped", log=log) from None
         log = "".join(lines)[-MAX_LOG_CHARS:]
         if error is not None:
             raise ImageBuildError(f"setup.sh failed: {error.strip()}", log=log)
@@ -198,6 +210,18 @@ class ImageBuilder:
             except APIError:
                 pass  # in use by a running job; a later prune gets it
         return removed
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    """A read timeout, however docker-py, requests or urllib3 wrap it."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, TimeoutError | urllib3.exceptions.ReadTimeoutError | requests.exceptions.ReadTimeout):
+            return True
+        if any(_is_timeout(a) for a in getattr(seen, "args", ()) if isinstance(a, BaseException)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def proxy_args(environ: Mapping[str, str]) -> dict[str, str]:

@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     received_grace_s: float = Field(default=60.0, ge=0)
     stuck_margin_s: float = Field(default=120.0, ge=0)
     max_attempts: int = Field(default=3, ge=1)
+    # A region whose workers have all been silent this long past the heartbeat limit is
+    # dead: its waiting jobs are placed again on live regions.
+    region_dead_after_s: float = Field(default=30.0, ge=0)
     sweep_batch: int = Field(default=100, ge=1)
 
     # Placement (see docs/scheduling.md)
@@ -130,6 +133,8 @@ class Settings(BaseSettings):
     docker_runtime: str | None = None
     build_ca_bundle: Path | None = Path("/etc/ssl/certs/ca-certificates.crt")
     image_prefix: str = "greengrader/assignment"
+    # Bound on one image build (setup.sh); it never counts against the grading limit.
+    image_build_timeout_s: int = Field(default=900, ge=10, le=7200)
 
     # Worker registry
     worker_heartbeat_s: float = Field(default=20.0, ge=5, le=300)

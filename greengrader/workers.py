@@ -13,8 +13,9 @@ import json
 import logging
 import re
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -315,20 +316,31 @@ def register_worker(
     facts: Mapping[str, Any] | WorkerFacts,
     region: str | None = None,
     source: str = "mqtt",
+    *,
+    regions: Sequence[str] | None = None,
+    concurrency: int | None = None,
+    started_at: datetime | None = None,
 ) -> WorkerFacts:
     """Upsert the worker row for ``facts`` (by hostname) and mark it alive now.
 
     ``region`` overrides one carried in the facts; either must be a known region. A
-    re-registration keeps facts the new message leaves out, so a terse message never
-    erases what a fuller one reported.
+    Celery worker consuming several region queues passes them all as ``regions`` (the
+    first is its ``region``) and its pool size as ``concurrency``: placement counts it
+    as live capacity in each. A re-registration keeps facts the new message leaves out,
+    so a terse message never erases what a fuller one reported. ``registered_at`` is
+    ``started_at`` when given (the worker process's start, so re-registering after a
+    database outage does not look like a restart to recovery), else now.
     """
     normal = normalise_facts(facts)
-    region = region or normal.region
-    if region is not None and region not in ctx.regions:
-        raise InvalidWorkerFacts("unknown_region", str(UnknownRegion(f"unknown region {region!r}")))
+    region = region or (regions[0] if regions else None) or normal.region
+    served = list(regions or ([region] if region else []))
+    for name in served:
+        if name not in ctx.regions:
+            raise InvalidWorkerFacts("unknown_region", str(UnknownRegion(f"unknown region {name!r}")))
     values = {**normal.as_dict(), "region": region}
     now = ctx.now()
-    row = {**values, "source": source[:20], "registered_at": now, "last_heartbeat": now}
+    row = {**values, "source": source[:20], "registered_at": started_at or now, "last_heartbeat": now,
+           "regions": served or None, "concurrency": concurrency}
     dialect_insert = sqlite.insert if ctx.db.is_sqlite else postgresql.insert
     stmt = dialect_insert(Worker).values(**row)
     table = Worker.__table__.c
@@ -337,6 +349,8 @@ def register_worker(
         set_={
             **{col: func.coalesce(stmt.excluded[col], table[col]) for col in _FACT_COLUMNS},
             "source": stmt.excluded.source,
+            "regions": stmt.excluded.regions,
+            "concurrency": stmt.excluded.concurrency,
             "registered_at": stmt.excluded.registered_at,
             "last_heartbeat": stmt.excluded.last_heartbeat,
         },

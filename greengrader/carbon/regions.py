@@ -27,6 +27,10 @@ class Region:
     untainted_nodes: int = 1
     queue: str = ""
     enabled: bool = True
+    # The regions file's ``capacity`` when it sets one: an upper bound on live slots.
+    cap: int | None = None
+    # Live workers serving the region; None where liveness is not tracked (simulation).
+    live_workers: int | None = None
 
     @property
     def queue_name(self) -> str:
@@ -107,6 +111,7 @@ def _parse(text: str, origin: str) -> RegionRegistry:
                 untainted_nodes=int(spec.get("untainted_nodes", 1)),
                 queue=str(spec.get("queue", "")),
                 enabled=bool(spec.get("enabled", True)),
+                cap=int(spec["capacity"]) if "capacity" in spec else None,
             )
             for name, spec in data.get("regions", {}).items()
         ]

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Float, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from greengrader.models.base import Base, UTCDateTime, utcnow
+from greengrader.models.base import Base, JSONType, UTCDateTime, utcnow
 
 
 class RegionRow(Base):
@@ -37,6 +37,10 @@ class Worker(Base):
     cores: Mapped[int | None] = mapped_column(Integer)
     cache_size: Mapped[str | None] = mapped_column(String(100))
     memory_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    # Every region whose queue the worker consumes (``region`` is the first of them).
+    regions: Mapped[list[str] | None] = mapped_column(JSONType)
+    # Grading slots the worker reported at start (its pool size); placement capacity.
+    concurrency: Mapped[int | None] = mapped_column(Integer)
     source: Mapped[str] = mapped_column(String(20), default="celery")
     registered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_heartbeat: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -2,8 +2,9 @@
 
 received -> scheduled (region, not_before) -> queued -> running -> graded | failed | error
 Rejected payloads never become submissions: they are Quarantine rows.
-A stuck job may go back (queued/running -> scheduled) when the sweep re-queues it, and an
-operator may regrade a finished one (graded/failed/error -> received).
+A job may go back (queued/running -> scheduled or queued) when it is retried or recovered,
+back to ``received`` (scheduled/queued -> received) when its region died and it is placed
+again, and an operator may regrade a finished one (graded/failed/error -> received).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ TERMINAL = frozenset({Status.GRADED, Status.FAILED, Status.ERROR})
 ALLOWED: dict[Status, frozenset[Status]] = {
     Status.RECEIVED: frozenset({Status.SCHEDULED, Status.ERROR}),
     Status.SCHEDULED: frozenset({Status.QUEUED, Status.SCHEDULED, Status.RECEIVED, Status.ERROR}),
-    Status.QUEUED: frozenset({Status.RUNNING, Status.SCHEDULED, Status.QUEUED, Status.ERROR}),
+    Status.QUEUED: frozenset({Status.RUNNING, Status.SCHEDULED, Status.QUEUED, Status.RECEIVED, Status.ERROR}),
     Status.RUNNING: frozenset(
         {Status.GRADED, Status.FAILED, Status.ERROR, Status.SCHEDULED, Status.QUEUED}
     ),

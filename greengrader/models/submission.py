@@ -21,7 +21,7 @@ from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 from greengrader.errors import InvalidTransition
 from greengrader.models.base import Base, JSONType, UTCDateTime, utcnow
 from greengrader.models.course import Assignment
-from greengrader.models.status import Status, can_transition
+from greengrader.models.status import TERMINAL, Status, can_transition
 
 
 class Submission(Base):
@@ -51,6 +51,16 @@ class Submission(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # Celery task id of the grade currently owning this submission (idempotency fence).
     task_id: Mapped[str | None] = mapped_column(String(64))
+    # Fencing token of the grade message currently meant to run this submission: bumped on
+    # every send, carried by the message, checked on claim. A message whose number is not
+    # the row's (re-sent after loss, moved off a dead region) is stale and does nothing.
+    dispatch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Celery node that claimed the running grade (its heartbeat tells alive from dead).
+    worker: Mapped[str | None] = mapped_column(String(300))
+    # How often ``schedule`` was re-sent for a row still ``received`` (backoff and cap).
+    schedule_tries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Consecutive infrastructure failures (Docker down or racing) since the last real run.
+    infra_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     assignment: Mapped[Assignment] = relationship()
     payload: Mapped[SubmissionPayload] = relationship(
@@ -69,6 +79,9 @@ class Submission(Base):
         self.events.append(
             StatusEvent(from_status=current.value, to_status=target.value, reason=reason, at=at)
         )
+        if target == Status.RECEIVED and current in TERMINAL:
+            # A regrade is a fresh job: earlier tries do not count against it.
+            self.attempts, self.schedule_tries, self.infra_failures = 0, 0, 0
         self.status = target.value
         self.status_reason = reason
         self.updated_at = at

@@ -304,6 +304,10 @@ class Placer:
         self._offsets: dict[tuple[str, float], float] = {}
 
     # -- inputs --------------------------------------------------------------------------
+    def set_regions(self, regions: Sequence[Region]) -> None:
+        """Use this view of the regions from now on (e.g. with live capacity)."""
+        self.regions = list(regions)
+
     def candidate_regions(self, names: Sequence[str] | None) -> list[Region]:
         if names is None:
             return [r for r in self.regions if r.enabled]
@@ -520,6 +524,8 @@ class Placer:
                 why[r.name] = errors[r.name]
             elif not r.enabled:
                 why[r.name] = "region disabled"
+            elif r.live_workers == 0:
+                why[r.name] = "no live worker"
             elif r.untainted_nodes <= 0:
                 why[r.name] = "no untainted node"
             elif r.capacity <= 0:

@@ -15,13 +15,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from greengrader.carbon import get_provider
 from greengrader.context import Context
 from greengrader.errors import BrokerUnavailable, GreengraderError, NotFound, SchedulingError
 from greengrader.models import Decision, Status, Submission
+from greengrader.scheduling.liveness import RegionLiveness, live_view, region_liveness
 from greengrader.scheduling.placement import (
     Placement,
     PlacementRequest,
@@ -37,18 +38,19 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 GRADE_TASK = "greengrader.grade"
 SCHEDULE_TASK = "greengrader.schedule"
+MOVED_OFF = "moved off"  # status reason of a job taken off a dead region, then its region
 
-# One Placer (and its forecast cache) per context: built on first use, never at import.
-_placers: dict[int, tuple[Context, Placer]] = {}
 
 
 def build_placer(ctx: Context) -> Placer:
-    """The in-process placer configured by the context's settings."""
-    cached = _placers.get(id(ctx))
-    if cached is not None and cached[0] is ctx:
-        return cached[1]
+    """The in-process placer configured by the context's settings (one per context: it
+    owns the forecast cache, and the context owns it)."""
+    return ctx.memo("placer", lambda: _new_placer(ctx))
+
+
+def _new_placer(ctx: Context) -> Placer:
     s = ctx.settings
-    placer = Placer(
+    return Placer(
         get_policy(s.policy, seed=s.policy_seed, static_region=s.default_region),
         get_provider(s.carbon_source, s),
         list(ctx.regions),
@@ -59,8 +61,6 @@ def build_placer(ctx: Context) -> Placer:
         queue_wait_penalty=s.queue_wait_penalty,
         forecast_cache_s=s.forecast_cache_s,
     )
-    _placers[id(ctx)] = (ctx, placer)
-    return placer
 
 
 def region_loads(session: Session) -> dict[str, RegionLoad]:
@@ -84,6 +84,11 @@ def region_loads(session: Session) -> dict[str, RegionLoad]:
 class _Job:
     request: PlacementRequest
     loads: Mapping[str, RegionLoad]
+    liveness: Mapping[str, RegionLiveness]
+
+    @property
+    def any_live(self) -> bool:
+        return any(state.live for state in self.liveness.values())
 
 
 def _job(ctx: Context, submission_id: int) -> _Job | None:
@@ -98,19 +103,22 @@ def _job(ctx: Context, submission_id: int) -> _Job | None:
             earliest=ctx.now(), runtime_s=runtime, max_delay_s=float(ctx.settings.max_delay_s),
             job=submission_id, cores=ctx.settings.grade_cpus,
         )
-        return _Job(request, region_loads(session))
+        liveness = region_liveness(session, ctx.regions, ctx.now(), ctx.settings)
+        return _Job(request, region_loads(session), liveness)
 
 
 def decide(ctx: Context, job: _Job, cas: CasClient | None = None) -> Placement:
     """Ask CAS when configured; on any CAS failure use the in-process policy and say so."""
     placer = build_placer(ctx)
+    placer.set_regions(live_view(ctx.regions, job.liveness))
     if cas is None and ctx.settings.cas_url:
         from greengrader.scheduling.cas_client import CasClient
 
         cas = CasClient.from_settings(ctx.settings)
     if cas is not None:
         try:
-            return cas.place(job.request, [r.name for r in placer.candidate_regions(None)])
+            live = [r.name for r in placer.candidate_regions(None) if r.live_workers]
+            return cas.place(job.request, live)
         except GreengraderError as exc:
             log.warning("CAS failed (%s); deciding in process", exc)
             placement = placer.place(job.request, ctx.now(), job.loads)
@@ -136,6 +144,9 @@ def schedule_submission(ctx: Context, submission_id: int, *, cas: CasClient | No
     if job is None:
         log.info("submission %s is not awaiting scheduling; nothing to do", submission_id)
         return None
+    if not job.any_live:
+        _wait_for_worker(ctx, submission_id)
+        return None
     placement = decide(ctx, job, cas)
     if placement.region not in ctx.regions:
         raise SchedulingError(f"placement chose unknown region {placement.region!r}")
@@ -144,10 +155,13 @@ def schedule_submission(ctx: Context, submission_id: int, *, cas: CasClient | No
         sub = session.get(Submission, submission_id, with_for_update=True)
         if sub is None or sub.status != Status.RECEIVED.value:
             return None
+        # A job taken off a dead region says so in its new decision.
+        moved = sub.status_reason if (sub.status_reason or "").startswith(MOVED_OFF) else None
         decision = Decision(
             submission_id=sub.id, policy=placement.policy, candidates=placement.candidates_json(),
             region=placement.region, start_at=placement.start, expected_g=placement.expected_g,
-            runtime_estimate_s=placement.runtime_s, reason=placement.reason, fallback=placement.fallback,
+            runtime_estimate_s=placement.runtime_s,
+            reason=f"{moved}; {placement.reason}" if moved else placement.reason, fallback=placement.fallback,
             created_at=now,
         )
         session.add(decision)
@@ -156,25 +170,54 @@ def schedule_submission(ctx: Context, submission_id: int, *, cas: CasClient | No
         due = placement.start <= now
         if due:
             sub.move_to(Status.QUEUED, f"released to {placement.region}", now=now)
+            sub.dispatch += 1
+        dispatch = sub.dispatch
     if due:
-        enqueue_grade(ctx, submission_id, placement.region)
+        enqueue_grade(ctx, submission_id, placement.region, dispatch)
     return decision
 
 
-def send_grade(ctx: Context, submission_id: int, region: str) -> None:
-    """Send ``grade`` to the region's queue (no ETA); broker failures become our error."""
+def note_unschedulable(ctx: Context, submission_id: int, why: str) -> None:
+    """Record why a ``received`` row could not be placed (no status change, no event)."""
+    with ctx.db.transaction() as session:
+        session.execute(
+            update(Submission).where(Submission.id == submission_id, Submission.status == Status.RECEIVED.value)
+            .values(status_reason=f"cannot schedule: {why}"[:2000])
+        )
+
+
+WAITING_FOR_WORKER = "waiting for a live worker: no region has one"
+
+
+def _wait_for_worker(ctx: Context, submission_id: int) -> None:
+    """No region can grade: hold the job ``scheduled`` without a region; the sweep hands it
+    back to ``schedule`` as soon as a worker is live somewhere."""
+    with ctx.db.transaction() as session:
+        sub = session.get(Submission, submission_id, with_for_update=True)
+        if sub is not None and sub.status == Status.RECEIVED.value:
+            sub.region, sub.not_before = None, None
+            sub.move_to(Status.SCHEDULED, WAITING_FOR_WORKER, now=ctx.now())
+    log.warning("submission %s: %s", submission_id, WAITING_FOR_WORKER)
+
+
+def send_grade(ctx: Context, submission_id: int, region: str, dispatch: int | None = None) -> None:
+    """Send ``grade`` to the region's queue (no ETA); broker failures become our error.
+
+    ``dispatch`` is the row's fencing token for this message (see ``Submission.dispatch``).
+    """
     queue = ctx.regions.get(region).queue_name
+    kwargs = {} if dispatch is None else {"dispatch": dispatch}
     try:
-        ctx.celery.send_task(GRADE_TASK, args=[submission_id], queue=queue)
+        ctx.celery.send_task(GRADE_TASK, args=[submission_id], kwargs=kwargs, queue=queue)
     except Exception as exc:  # kombu/redis raise many unrelated types when the broker is down
         raise BrokerUnavailable(f"cannot enqueue grade for submission {submission_id} on {queue}: {exc}") from exc
 
 
-def enqueue_grade(ctx: Context, submission_id: int, region: str) -> bool:
+def enqueue_grade(ctx: Context, submission_id: int, region: str, dispatch: int | None = None) -> bool:
     """Send ``grade`` for a committed ``queued`` row; on failure put the row back to
     ``scheduled`` (due now) so the next sweep sends it. Returns True when sent."""
     try:
-        send_grade(ctx, submission_id, region)
+        send_grade(ctx, submission_id, region, dispatch)
         return True
     except BrokerUnavailable as exc:
         log.warning("%s; leaving it for the sweep", exc)

@@ -16,10 +16,13 @@ log = logging.getLogger(__name__)
 
 
 @app.task(name="greengrader.grade", bind=True, acks_late=True)
-def grade(self: Any, submission_id: int) -> None:
+def grade(self: Any, submission_id: int, dispatch: int | None = None) -> None:
     from greengrader.grading import grade_submission
 
-    grade_submission(current_context(), submission_id, task_id=self.request.id, worker=self.request.hostname)
+    grade_submission(
+        current_context(), submission_id, task_id=self.request.id, worker=self.request.hostname,
+        dispatch=dispatch,
+    )
 
 
 @worker_ready.connect

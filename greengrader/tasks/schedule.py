@@ -8,6 +8,12 @@ from greengrader.context import current_context
 
 @app.task(name="greengrader.schedule", acks_late=True)
 def schedule(submission_id: int) -> None:
-    from greengrader.scheduling.service import schedule_submission
+    from greengrader.errors import SchedulingError
+    from greengrader.scheduling.service import note_unschedulable, schedule_submission
 
-    schedule_submission(current_context(), submission_id)
+    ctx = current_context()
+    try:
+        schedule_submission(ctx, submission_id)
+    except SchedulingError as exc:  # stays `received`: the sweep retries with backoff
+        note_unschedulable(ctx, submission_id, str(exc))
+        raise

@@ -26,17 +26,26 @@ log = logging.getLogger(__name__)
 _heart: WorkerHeart | None = None
 
 
-def region_for_queues(ctx: Context, queues: Iterable[str]) -> str | None:
-    """The region served by the first region queue among ``queues`` (None if none)."""
-    regions = []
+def regions_for_queues(ctx: Context, queues: Iterable[str]) -> list[str]:
+    """The regions whose queues are among ``queues``, in order (empty for a scheduling worker)."""
+    regions: list[str] = []
     for queue in queues:
         try:
-            regions.append(ctx.regions.by_queue(queue).name)
+            name = ctx.regions.by_queue(queue).name
         except UnknownRegion:
             continue
-    if len(set(regions)) > 1:
-        log.warning("worker consumes several region queues %s; registering as %s", regions, regions[0])
-    return regions[0] if regions else None
+        if name not in regions:
+            regions.append(name)
+    return regions
+
+
+def pool_size(consumer: Any) -> int | None:
+    """Grading slots of this worker: its pool's concurrency (``-c``)."""
+    controller = getattr(consumer, "controller", None)
+    size = getattr(controller, "concurrency", None)
+    if not isinstance(size, int):
+        size = getattr(getattr(getattr(consumer, "app", None), "conf", None), "worker_concurrency", None)
+    return size if isinstance(size, int) and size > 0 else None
 
 
 def consumed_queues(consumer: Any) -> list[str]:
@@ -51,18 +60,22 @@ def consumed_queues(consumer: Any) -> list[str]:
 class WorkerHeart(threading.Thread):
     """Registers this worker once, then refreshes its heartbeat every ``interval`` seconds."""
 
-    def __init__(self, ctx: Context, hostname: str, region: str | None, interval: float) -> None:
+    def __init__(self, ctx: Context, hostname: str, regions: list[str], interval: float,
+                 concurrency: int | None = None) -> None:
         super().__init__(name="greengrader-heartbeat", daemon=True)
         self.ctx = ctx
         self.hostname = hostname
-        self.region = region
+        self.regions = regions
+        self.concurrency = concurrency
         self.interval = interval
+        self.started_at = ctx.now()
         self.stopped = threading.Event()
         self.registered = threading.Event()
 
     def register(self) -> None:
         facts = collect_facts(self.hostname)
-        register_worker(self.ctx, facts, region=self.region, source="celery")
+        register_worker(self.ctx, facts, source="celery", regions=self.regions,
+                        concurrency=self.concurrency, started_at=self.started_at)
         self.registered.set()
 
     def beat(self) -> None:
@@ -88,8 +101,9 @@ def _register_on_ready(sender: Any = None, **_kwargs: Any) -> None:
     ctx = current_context()
     hostname = str(getattr(sender, "hostname", "") or "") or None
     queues = consumed_queues(sender) if sender is not None else []
-    region = region_for_queues(ctx, queues)
-    _heart = WorkerHeart(ctx, hostname or socket.gethostname(), region, ctx.settings.worker_heartbeat_s)
+    regions = regions_for_queues(ctx, queues)
+    _heart = WorkerHeart(ctx, hostname or socket.gethostname(), regions, ctx.settings.worker_heartbeat_s,
+                         pool_size(sender) if regions else None)
     _heart.start()
 
 
