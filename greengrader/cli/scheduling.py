@@ -56,6 +56,11 @@ def dispatch(submission_ids: tuple[int, ...], force: bool, limit: int) -> None:
         if decision is not None:
             console.print(f"{sid}: {decision.region} at {decision.start_at:%Y-%m-%d %H:%M:%S} UTC"
                           + (f" (fallback: {decision.fallback})" if decision.fallback else ""))
+            continue
+        with ctx.db.session() as session:
+            sub = session.get(Submission, sid)
+            if sub is not None and sub.status == Status.SCHEDULED.value and sub.region is None:
+                console.print(f"[yellow]{sid}: {sub.status_reason}[/yellow]")
     report = release_due(ctx, ids or None, force=force, limit=limit)
     for sid in report.released:
         console.print(f"{sid}: released to its region queue")

@@ -55,9 +55,19 @@ def carbon_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("carbon-home")
 
 
+def live_workers(ctx: Context, regions: list[str] | None = None, concurrency: int = 4) -> None:
+    """A live Celery worker in each of ``regions`` (default: every enabled one), as the
+    worker's own heartbeat thread registers it, at the context's clock."""
+    from greengrader.workers import register_worker
+
+    for name in regions if regions is not None else [r.name for r in ctx.regions.enabled()]:
+        register_worker(ctx, {"hostname": f"w-{name}@test"}, source="celery", regions=[name],
+                        concurrency=concurrency)
+
+
 @pytest.fixture
 def make_ctx(env_settings: Settings, database: Database, redis_url: str, carbon_dir: Path, carbon_home: Path) -> Iterator[Any]:
-    def make(broker: str = redis_url, **overrides: Any) -> Context:
+    def make(broker: str = redis_url, live: list[str] | None = None, **overrides: Any) -> Context:
         settings = env_settings.model_copy(update={
             "home": carbon_home,
             "carbon_source": "dataset", "carbon_data_dir": carbon_dir / "electricitymaps_greendcc",
@@ -67,6 +77,7 @@ def make_ctx(env_settings: Settings, database: Database, redis_url: str, carbon_
         ctx.db = database
         ctx.clock = Clock(NOW)
         ctx.app = celery_for(ctx, broker)
+        live_workers(ctx, live)
         return ctx
 
     yield make
@@ -159,6 +170,7 @@ def test_delayed_start_stays_in_the_database_until_the_sweep_releases_it(
     ctx = make_ctx(policy="spatio-temporal", max_delay_s=6 * 3600)
     t0 = _delayed_time(ctx)
     ctx.clock = Clock(t0)
+    live_workers(ctx)
     (sid,) = add_submissions(ctx.db, 1, at=t0)
     decision = schedule_submission(ctx, sid)
     assert decision is not None and t0 < decision.start_at <= t0 + timedelta(hours=6)
@@ -166,9 +178,11 @@ def test_delayed_start_stays_in_the_database_until_the_sweep_releases_it(
     assert status_of(ctx.db, sid).status == Status.SCHEDULED.value
     assert rds.llen(queue) == 0  # no ETA message in the broker
     ctx.clock = Clock(decision.start_at - timedelta(seconds=1))
+    live_workers(ctx)
     assert not run_sweep(ctx).released
     assert rds.llen(queue) == 0
     ctx.clock = Clock(decision.start_at)
+    live_workers(ctx)
     assert run_sweep(ctx).released == [sid]
     assert queued_grades(rds, queue) == [sid]
     assert status_of(ctx.db, sid).status == Status.QUEUED.value
@@ -186,26 +200,34 @@ def test_sweep_resends_schedule_for_stale_received(make_ctx: Any, rds: redis.Red
     assert not run_sweep(ctx).rescheduled  # the claim touched them: not again within the grace
 
 
-def test_sweep_requeues_stuck_jobs_then_gives_up(make_ctx: Any, rds: redis.Redis) -> None:
+def test_sweep_recovers_lost_and_overdue_jobs_then_gives_up(make_ctx: Any, rds: redis.Redis) -> None:
     ctx = make_ctx()
     s = ctx.settings
-    old = NOW - timedelta(seconds=s.grade_timeout_s + s.stuck_margin_s + 1)
-    dead = add_submissions(ctx.db, 1, status=Status.RUNNING, at=old, region="us-east", attempts=1, task_id="t1")
-    lost = add_submissions(ctx.db, 1, status=Status.QUEUED, at=old, region="us-west", attempts=0)
+    old = NOW - timedelta(seconds=s.grade_timeout_s + s.image_build_timeout_s + s.stuck_margin_s + 1)
+    overdue = add_submissions(ctx.db, 1, status=Status.RUNNING, at=old, region="us-east", attempts=1, task_id="t1")
+    lost = add_submissions(ctx.db, 1, status=Status.QUEUED, at=old, region="us-west", attempts=0, dispatch=3)
     spent = add_submissions(ctx.db, 1, status=Status.RUNNING, at=old, region="us-east", attempts=s.max_attempts)
     fresh = add_submissions(ctx.db, 1, status=Status.RUNNING, at=NOW, region="us-east", attempts=1)
     report = run_sweep(ctx)
-    assert sorted(report.requeued) == sorted(dead + lost)
+    assert report.requeued == overdue and report.lost == lost
     assert report.errored == spent
-    assert queued_grades(rds, "region-us-east") == dead and queued_grades(rds, "region-us-west") == lost
-    assert status_of(ctx.db, dead[0]).task_id is None
-    assert status_of(ctx.db, lost[0]).attempts == 1
+    assert queued_grades(rds, "region-us-east") == overdue and queued_grades(rds, "region-us-west") == lost
+    recovered = status_of(ctx.db, overdue[0])
+    assert recovered.task_id is None and recovered.dispatch == 1 and "own limit" in (recovered.status_reason or "")
+    resent = status_of(ctx.db, lost[0])
+    assert resent.attempts == 0 and resent.dispatch == 4  # a lost message is not an attempt
     gave_up = status_of(ctx.db, spent[0])
     assert gave_up.status == Status.ERROR.value and "gave up" in (gave_up.status_reason or "")
     assert status_of(ctx.db, fresh[0]).status == Status.RUNNING.value
     with ctx.db.session() as session:
         events = session.query(StatusEvent).filter_by(submission_id=spent[0]).all()
         assert [(e.from_status, e.to_status) for e in events] == [("running", "error")]
+    # The re-sent message now waits in its queue: later passes leave it alone.
+    ctx.clock = Clock(NOW + timedelta(hours=3))
+    live_workers(ctx)
+    later = run_sweep(ctx)
+    assert not later.lost and later.requeued == fresh  # 3 h is past `fresh`'s own limit
+    assert queued_grades(rds, "region-us-west") == lost
 
 
 def test_two_concurrent_sweeps_never_dispatch_a_job_twice(make_ctx: Any, rds: redis.Redis) -> None:
@@ -300,6 +322,19 @@ def test_dispatch_and_explain_commands(make_ctx: Any, rds: redis.Redis, monkeypa
     monkeypatch.setenv("GREENGRADER_HOME", str(ctx.settings.home))
     get_settings.cache_clear()
     runner = CliRunner()
+    # The CLI decides on the wall clock: with no worker alive now it holds the job and says so.
+    result = runner.invoke(cli, ["dispatch", str(ids[0])], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "waiting for a live worker" in result.output
+    held = status_of(ctx.db, ids[0])
+    assert (held.status, held.region) == (Status.SCHEDULED.value, None)
+    with ctx.db.transaction() as session:
+        sub = session.get(Submission, ids[0])
+        assert sub is not None
+        sub.move_to(Status.RECEIVED, "test: back to received")
+    ctx.clock = lambda: datetime.now(UTC)
+    live_workers(ctx)
+    ctx.clock = Clock(NOW)
     result = runner.invoke(cli, ["dispatch", str(ids[0])], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     starts = [line.split(":")[0] for line in result.output.splitlines()]
