@@ -88,18 +88,50 @@ def publish_examples(ctx: Context, names: Sequence[str], root: Path = EXAMPLES_D
 @contextmanager
 def in_process_worker(ctx: Context, queues: Sequence[str], concurrency: int = 2) -> Iterator[Any]:
     """A real Celery worker (thread pool) consuming ``queues`` inside this process."""
+    from greengrader.tasks.workers import WorkerHeart, regions_for_queues
+
     app = ctx.celery
+    hostname = f"demo@{int(time.time())}"
     worker = app.WorkController(
         pool_cls="threads", concurrency=concurrency, queues=list(queues), loglevel="WARNING",
-        without_heartbeat=True, without_mingle=True, without_gossip=True,
-        hostname=f"demo@{int(time.time())}",
+        without_heartbeat=True, without_mingle=True, without_gossip=True, hostname=hostname,
     )
+    # An embedded WorkController sends no worker_ready: register it as `celery worker` does,
+    # so placement sees its regions as live.
+    regions = regions_for_queues(ctx, queues)
+    heart = WorkerHeart(ctx, hostname, regions, ctx.settings.worker_heartbeat_s, concurrency if regions else None)
+    heart.announce()
+    heart.start()
     thread = threading.Thread(target=worker.start, name="demo-worker", daemon=True)
     thread.start()
     try:
         yield worker
     finally:
         worker.stop(in_sighandler=False, exitcode=0)
+        heart.stop()
+        thread.join(timeout=30)
+
+
+@contextmanager
+def sweeping(ctx: Context, interval_s: float = 1.0) -> Iterator[None]:
+    """The beat's sweep, in this process: the embedded default runs every role itself."""
+    from greengrader.scheduling.sweep import run_sweep
+
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(interval_s):
+            try:
+                run_sweep(ctx)
+            except Exception:  # a pass that fails is retried on the next tick
+                log.warning("sweep pass failed", exc_info=True)
+
+    thread = threading.Thread(target=loop, name="demo-sweep", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
         thread.join(timeout=30)
 
 
@@ -161,7 +193,7 @@ def run_demo(
         queues = ["scheduling"] + [r.queue_name for r in ctx.regions.enabled()]
         if not grade:
             queues = ["scheduling"]
-        with in_process_worker(ctx, queues):
+        with in_process_worker(ctx, queues), sweeping(ctx):
             if grade:
                 wait_terminal(ctx, ids, timeout_s, lambda done: on_progress(done, len(ids)))
             else:

@@ -271,11 +271,11 @@ def _recover_running(p: _Pass) -> None:
         own = base.with_overrides(limits or {}).timeout_s + s.stuck_margin_s
         if build != "ready":
             own += s.image_build_timeout_s
+        # A claimant missing from the registry (a name it does not register under) is
+        # judged by the job's own limit alone.
         state = workers.get(worker) if worker else None
         why = None
-        if worker and state is None:
-            why = f"its worker {worker} is no longer registered"
-        elif state is not None and state.registered_at > claimed_at:
+        if state is not None and state.registered_at > claimed_at:
             why = f"its worker {worker} restarted since it took the job"
         elif state is not None and not worker_is_live(state.last_heartbeat, p.now, s):
             why = f"its worker {worker} stopped sending heartbeats"

@@ -19,7 +19,7 @@ from celery.signals import worker_ready, worker_shutdown
 
 from greengrader.context import Context, current_context
 from greengrader.errors import UnknownRegion
-from greengrader.workers import collect_facts, heartbeat, register_worker
+from greengrader.workers import WorkerFacts, collect_facts, heartbeat, register_worker
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +72,19 @@ class WorkerHeart(threading.Thread):
         self.stopped = threading.Event()
         self.registered = threading.Event()
 
-    def register(self) -> None:
-        facts = collect_facts(self.hostname)
-        register_worker(self.ctx, facts, source="celery", regions=self.regions,
+    def register(self, facts: WorkerFacts | None = None) -> None:
+        register_worker(self.ctx, facts or collect_facts(self.hostname), source="celery", regions=self.regions,
                         concurrency=self.concurrency, started_at=self.started_at)
         self.registered.set()
+
+    def announce(self) -> None:
+        """Register the regions and slots at once, before the first task is taken
+        (placement counts only live workers); the hardware facts follow from the thread."""
+        try:
+            self.register(WorkerFacts(self.hostname))
+        except Exception:  # the database may be down: the thread retries
+            log.warning("worker registry update failed for %s; will retry", self.hostname, exc_info=True)
+        self.registered.clear()  # the thread's first beat registers the full facts
 
     def beat(self) -> None:
         try:
@@ -104,6 +112,7 @@ def _register_on_ready(sender: Any = None, **_kwargs: Any) -> None:
     regions = regions_for_queues(ctx, queues)
     _heart = WorkerHeart(ctx, hostname or socket.gethostname(), regions, ctx.settings.worker_heartbeat_s,
                          pool_size(sender) if regions else None)
+    _heart.announce()
     _heart.start()
 
 
