@@ -16,7 +16,7 @@ import redis
 from sqlalchemy import select
 
 from greengrader.context import Context
-from greengrader.models import Decision, Result, StatusEvent, Submission
+from greengrader.models import Decision, Result, StatusEvent, Submission, Worker
 from greengrader.models.status import TERMINAL
 from tests.conftest import celery_argv
 from tests.integration.bridge_helpers import bridge_argv, bridge_env, publish
@@ -60,6 +60,10 @@ def pipeline(context: Context, topic_prefix: str, tmp_path: Path, docker_client:
                 assert proc.poll() is None, f"{name} exited: {(tmp_path / f'{name}.log').read_text()[-2000:]}"
             assert time.monotonic() < deadline, "pipeline did not start within 60 s"
             time.sleep(0.2)
+        # Placement counts live workers only: wait until the grader has announced itself.
+        while not _registered(context, f"{node}-grade@"):
+            assert time.monotonic() < deadline, "the grading worker did not register within 60 s"
+            time.sleep(0.2)
         time.sleep(1)  # the workers' consumers attach just after the banner
         yield {"topic": env["GREENGRADER_MQTT_TOPIC"], "node": node, "logs": str(tmp_path)}
     finally:
@@ -70,6 +74,11 @@ def pipeline(context: Context, topic_prefix: str, tmp_path: Path, docker_client:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def _registered(context: Context, prefix: str) -> bool:
+    with context.db.session() as session:
+        return session.scalars(select(Worker.id).where(Worker.hostname.startswith(prefix))).first() is not None
 
 
 def test_payloads_published_over_mqtt_are_graded_in_docker_and_agree(
