@@ -19,9 +19,11 @@ Guarantees (see docs/bridge.md):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import queue
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -237,13 +239,32 @@ class Bridge:
                 if held is not None:
                     self._finish(held)
             except Exception:
-                log.exception("unexpected error in the bridge worker; continuing")
+                # Messages of a failed batch are neither acked nor quarantined: without a
+                # new connection the broker would never send them again (and, with its
+                # in-flight window full, nothing else either). Reconnect to have them redelivered.
+                log.exception("a bridge batch failed; reconnecting so the broker redelivers it")
+                pending = None
+                self._force_redelivery()
                 time.sleep(1)
         if pending is not None:
             try:
                 self._finish(pending)
             except Exception:
                 log.exception("unexpected error finishing the last batch; it is redelivered")
+
+    def _force_redelivery(self) -> None:
+        """Drop what is in hand and cut the connection: paho reconnects with the persistent
+        session and the broker resends every unacked message (duplicates are deduplicated
+        on store)."""
+        while True:
+            try:
+                self._inbox.get_nowait()
+            except queue.Empty:
+                break
+        sock = self._client.socket()
+        if isinstance(sock, socket.socket):  # a TLS socket is one too
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def _next_batch(self, timeout: float) -> list[Inbound]:
         try:

@@ -98,6 +98,9 @@ class Offload:
         self.settings = ctx.settings
         self.workers = workers
         self._pool: ProcessPoolExecutor | None = None
+        # The store thread and the enqueue thread share the pool: one lock, and a broken
+        # pool is replaced only by whoever still holds that very pool.
+        self._lock = threading.Lock()
 
     def start(self) -> None:
         """Start the workers now (each imports the package once) rather than on first use."""
@@ -114,24 +117,25 @@ class Offload:
         the next is being prepared."""
         if self.workers <= 0 or not items:
             return lambda: [prepare(self.settings, data, topic) for data, topic in items]
+        pool = self._executor()
         try:
             chunk = max(1, -(-len(items) // self.workers))  # one round trip per worker
             datas, topics = zip(*items, strict=True)
-            results = self._executor().map(_prepare_in_worker, datas, topics, chunksize=chunk)
+            results = pool.map(_prepare_in_worker, datas, topics, chunksize=chunk)
         except BrokenProcessPool:
-            return lambda: self._recover(items)
+            return lambda: self._recover(items, pool)
 
         def wait() -> list[Prepared]:
             try:
                 return list(results)
             except BrokenProcessPool:
-                return self._recover(items)
+                return self._recover(items, pool)
 
         return wait
 
-    def _recover(self, items: Sequence[tuple[bytes, str | None]]) -> list[Prepared]:
+    def _recover(self, items: Sequence[tuple[bytes, str | None]], broken: ProcessPoolExecutor) -> list[Prepared]:
         log.error("a bridge worker process died; preparing the batch one message at a time")
-        self._reset()
+        self._reset(broken)
         return [self._prepare_one(data, topic) for data, topic in items]
 
     def enqueue_schedule(self, submission_ids: Sequence[int]) -> None:
@@ -139,40 +143,47 @@ class Offload:
         if self.workers <= 0 or self.ctx.app is not None:  # a Celery app passed in stays here
             enqueue_schedule_many(self.ctx, submission_ids)
             return
+        pool = self._executor()
         try:
-            self._executor().submit(_enqueue_in_worker, list(submission_ids)).add_done_callback(_log_failure)
+            pool.submit(_enqueue_in_worker, list(submission_ids)).add_done_callback(_log_failure)
         except BrokenProcessPool:
-            self._reset()
+            self._reset(pool)
             log.warning("bridge worker pool broken; %d submissions left to the sweep", len(submission_ids))
 
     def close(self) -> None:
         """Finish queued work (the last enqueues included), then stop the workers."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
 
     def _prepare_one(self, data: bytes, topic: str | None) -> Prepared:
+        pool = self._executor()
         try:
-            return self._executor().submit(_prepare_in_worker, data, topic).result()
+            return pool.submit(_prepare_in_worker, data, topic).result()
         except BrokenProcessPool:
-            self._reset()
+            self._reset(pool)
             sha = sha256_hex(data)
             log.error("payload sha256 %s killed a bridge worker process; quarantined", sha[:12])
             return Rejected("internal_error", "the validation worker died on this payload", data, sha, topic)
 
     def _executor(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            # spawn, not fork: the bridge process holds threads, sockets and DB connections.
-            self._pool = ProcessPoolExecutor(
-                self.workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_worker, initargs=(self.settings,),
-            )
-        return self._pool
+        with self._lock:
+            if self._pool is None:
+                # spawn, not fork: the bridge process holds threads, sockets and DB connections.
+                self._pool = ProcessPoolExecutor(
+                    self.workers, mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_init_worker, initargs=(self.settings,),
+                )
+            return self._pool
 
-    def _reset(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+    def _reset(self, broken: ProcessPoolExecutor) -> None:
+        """Drop ``broken`` if it is still the pool in use (another thread may have already)."""
+        with self._lock:
+            if self._pool is not broken:
+                return
             self._pool = None
+        broken.shutdown(wait=False, cancel_futures=True)
 
 
 def _log_failure(future: Future[bool]) -> None:

@@ -13,6 +13,7 @@ import redis
 from sqlalchemy import select
 
 from greengrader.bridge.mqtt import Bridge
+from greengrader.bridge.store import IngestOutcome
 from greengrader.context import Context
 from greengrader.db import Database
 from greengrader.models import Assignment, Course, Submission
@@ -169,3 +170,36 @@ def test_worker_registration_topic_reaches_the_registry(
     publish(bridge_settings.mqtt_workers_topic, [json.dumps(facts).encode(), b"not json"])
     wait_for(lambda: count(database, Worker) == 1, what="the worker row")
     assert count(database) == 0
+
+
+def test_a_batch_that_fails_midway_is_redelivered_and_intake_resumes(
+    bridge_settings: Settings, database: Database,
+) -> None:
+    """A fault after the first message of a batch was acked (here: in the outcome hook)
+    must not strand the rest unacked: the bridge reconnects, the broker redelivers them,
+    and later payloads keep flowing."""
+    failures: list[int] = []
+
+    def flaky(outcome: IngestOutcome) -> None:
+        if not failures:
+            failures.append(outcome.submission_id or -1)
+            raise RuntimeError("injected fault mid-batch")
+
+    ctx = Context.from_settings(bridge_settings)
+    ctx.db = database
+    running = Bridge(ctx, on_outcome=flaky)
+    running.start()
+    try:
+        assert running.wait_connected(10)
+        first = [payloads.build(payloads.metadata(810000 + i)) for i in range(8)]
+        publish(bridge_settings.mqtt_topic, first)
+        wait_for(lambda: count(database) == len(first), what="the failed batch to be redelivered and stored")
+        assert failures, "the fault was not injected"
+        later = [payloads.build(payloads.metadata(820000 + i)) for i in range(3)]
+        publish(bridge_settings.mqtt_topic, later)
+        wait_for(lambda: count(database) == len(first) + len(later), what="intake to resume")
+    finally:
+        running.close()
+    with database.session() as session:
+        ids = sorted(session.scalars(select(Submission.gradescope_id)))
+    assert ids == sorted([810000 + i for i in range(8)] + [820000 + i for i in range(3)])  # none twice
