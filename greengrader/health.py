@@ -304,7 +304,11 @@ def check_workers(
     short = [name for name in names if alive.get(name, 0) < need]
     listing = " ".join(f"{name}={alive.get(name, 0)}" for name in names)
     data: dict[str, Any] = {f"alive_{name}": alive.get(name, 0) for name in names}
-    if need and sum(alive.values()) == 0:
+    held = observe.waiting_for_worker(session)
+    data["waiting_for_worker"] = held
+    if held:
+        listing += f"; {held} jobs waiting for a live worker"
+    if (need or held) and sum(alive.values()) == 0:
         return Check("workers", State.CRITICAL, f"no live worker in any region ({listing})", data)
     if short:
         return Check("workers", State.WARNING, f"below {need} live in {', '.join(short)} ({listing})", data)

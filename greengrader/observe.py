@@ -57,17 +57,24 @@ def oldest_unscheduled_at(session: Session) -> datetime | None:
 def workers_alive(
     session: Session, regions: Iterable[str], now: datetime, max_age_s: float
 ) -> dict[str, int]:
-    """Workers per region whose heartbeat is younger than ``max_age_s`` (every region listed)."""
+    """Workers per region whose heartbeat is younger than ``max_age_s`` (every region listed;
+    a worker consuming several region queues counts in each)."""
+    from greengrader.scheduling.liveness import served_regions
+
     alive = {name: 0 for name in regions}
     cutoff = now - timedelta(seconds=max_age_s)
-    rows = session.execute(
-        select(Worker.region, func.count())
-        .where(Worker.last_heartbeat >= cutoff, Worker.region.is_not(None))
-        .group_by(Worker.region)
-    )
-    for region, count in rows:
-        alive[str(region)] = int(count)
+    for worker in session.scalars(select(Worker).where(Worker.last_heartbeat >= cutoff)):
+        for name in served_regions(worker):
+            alive[name] = alive.get(name, 0) + 1
     return alive
+
+
+def waiting_for_worker(session: Session) -> int:
+    """Jobs held ``scheduled`` without a region because no region had a live worker."""
+    return int(session.scalar(
+        select(func.count()).select_from(Submission)
+        .where(Submission.status == Status.SCHEDULED.value, Submission.region.is_(None))
+    ) or 0)
 
 
 @dataclass

@@ -40,9 +40,10 @@ def regions_for_queues(ctx: Context, queues: Iterable[str]) -> list[str]:
 
 
 def pool_size(consumer: Any) -> int | None:
-    """Grading slots of this worker: its pool's concurrency (``-c``)."""
-    controller = getattr(consumer, "controller", None)
-    size = getattr(controller, "concurrency", None)
+    """Grading slots of this worker: its pool's limit (``-c``; 1 for ``--pool solo``)."""
+    size = getattr(getattr(consumer, "pool", None), "limit", None)
+    if not isinstance(size, int):
+        size = getattr(getattr(consumer, "controller", None), "concurrency", None)
     if not isinstance(size, int):
         size = getattr(getattr(getattr(consumer, "app", None), "conf", None), "worker_concurrency", None)
     return size if isinstance(size, int) and size > 0 else None

@@ -129,8 +129,13 @@ def test_celery_worker_registers_with_region_and_heartbeats(
 ) -> None:
     nodename, proc = worker_process
     row = _wait_for(context, nodename, proc, timeout=60)
-    assert row.region == "us-west"
+    # It announces its region and slots first (before taking a task), its hardware next.
+    assert row.region == "us-west" and row.regions == ["us-west"] and row.concurrency == 1
     assert row.source == "celery"
+    deadline = time.monotonic() + 30
+    while not row.cpu_model and time.monotonic() < deadline:
+        time.sleep(0.25)
+        row = _row(context, nodename) or row
     assert row.cpu_model and row.cores and row.cores >= 1
     assert row.memory_bytes and row.memory_bytes > 2**28
     first_beat = row.last_heartbeat
