@@ -62,7 +62,7 @@ def live_workers(ctx: Context, regions: list[str] | None = None, concurrency: in
 
     for name in regions if regions is not None else [r.name for r in ctx.regions.enabled()]:
         register_worker(ctx, {"hostname": f"w-{name}@test"}, source="celery", regions=[name],
-                        concurrency=concurrency)
+                        concurrency=concurrency, started_at=NOW - timedelta(days=1))
 
 
 @pytest.fixture
