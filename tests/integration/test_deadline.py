@@ -5,6 +5,7 @@ region's queue moves; per-assignment limits; stale messages are fenced out."""
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 from datetime import timedelta
 from typing import Any
@@ -16,15 +17,11 @@ from greengrader.grading import grade_submission
 from greengrader.models import Assignment, Decision, Status, Submission, SubmissionPayload
 from greengrader.scheduling.service import schedule_submission
 from greengrader.scheduling.sweep import run_sweep
-from tests.integration.test_scheduling import (  # noqa: F401  (fixtures)
-    NOW,
+from tests.integration.scheduling_helpers import (
     Clock,
     add_submissions,
-    carbon_home,
     live_workers,
-    make_ctx,
     queued_grades,
-    rds,
     status_of,
 )
 
@@ -192,7 +189,7 @@ def test_unschedulable_rows_back_off_and_stop(make_ctx: Any, rds: redis.Redis) -
             sent_at.append(step)
         if report.errored:
             break
-    gaps = [b - a for a, b in zip(sent_at, sent_at[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(sent_at)]
     assert len(sent_at) == SCHEDULE_MAX_TRIES and gaps == sorted(gaps) and gaps[-1] > gaps[0]
     row = status_of(ctx.db, sid)
     assert row.status == "error" and "could not be scheduled" in (row.status_reason or "")
