@@ -1,0 +1,152 @@
+"""Deadline night: a burst of submissions through the real pipeline, against bare Docker.
+
+Starts the fault suite's pipeline (tests/faults/harness.py: bridge, scheduling worker,
+beat, two region workers with ``--concurrency`` slots each, a private Redis and Postgres,
+the machine's Mosquitto and Docker), publishes ``--submissions`` distinct payloads of a
+fast real autograder (the shared hello-python fixture) spread over ``--window`` seconds,
+waits until every one is terminal and reports:
+
+- grading throughput (results per second between the first start and the last finish),
+  side by side with back-to-back bare ``docker run --rm --network none`` of the same image
+  running the same autograder on the same submission with the same total concurrency,
+  measured in the same run (target: the pipeline reaches at least 90 % of bare Docker);
+- queue wait (``queued`` -> ``running``) p50 / p95 / max, and how that compares with the
+  stuck threshold the old sweep used (grade limit + margin);
+- exactly once: stored, graded, duplicated, lost, re-sent or recovered by the sweep.
+
+    .venv/bin/python benchmarks/deadline.py                  # 2 000 over 10 minutes
+    .venv/bin/python benchmarks/deadline.py --scale 0.1      # 200 over 60 s
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from greengrader.images import ImageBuilder  # noqa: E402
+from greengrader.settings import load_settings  # noqa: E402
+from tests.faults.harness import Figures, Pipeline, Publisher, make_burst  # noqa: E402
+from tests.integration.private_services import PrivatePostgres  # noqa: E402
+
+ENV = {
+    "GREENGRADER_POLICY": "carbon-optimal",
+    "GREENGRADER_GRADE_TIMEOUT_S": "20",
+    "GREENGRADER_STUCK_MARGIN_S": "5",
+    "GREENGRADER_SWEEP_INTERVAL_S": "5",
+}
+
+
+def fixture_source(shared: Path) -> tuple[dict[str, bytes], Path]:
+    root = shared / "fixtures" / "gradescope" / "hello-python"
+    source = {p.relative_to(root / "source").as_posix(): p.read_bytes()
+              for p in (root / "source").rglob("*") if p.is_file()}
+    return source, root / "submissions" / "correct"
+
+
+def bare_docker(image: str, submission: Path, jobs: int, concurrency: int) -> float:
+    """Jobs per second of ``docker run --rm --network none IMAGE run_autograder``, back to back."""
+    left = list(range(jobs))
+    lock = threading.Lock()
+
+    def loop() -> None:
+        while True:
+            with lock:
+                if not left:
+                    return
+                left.pop()
+            subprocess.run(
+                ["docker", "run", "--rm", "--network", "none", "--memory", "768m", "--pids-limit", "256",
+                 "-v", f"{submission}:/autograder/submission:ro", image, "/autograder/run_autograder"],
+                capture_output=True, check=True, timeout=120,
+            )
+
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=loop) for _ in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return jobs / (time.monotonic() - t0)
+
+
+def percentile(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else (values[0] if values else 0.0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--submissions", type=int, default=2000)
+    parser.add_argument("--window", type=float, default=600.0, help="seconds the burst is spread over")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiplies --submissions and --window")
+    parser.add_argument("--concurrency", type=int, default=1, help="grading slots per region worker (2 regions)")
+    parser.add_argument("--baseline-jobs", type=int, default=60, help="bare docker runs for the baseline")
+    parser.add_argument("--settle", type=float, default=7200.0)
+    parser.add_argument("--shared-dir", type=Path,
+                        default=Path(os.environ.get("GREENGRADER_SHARED_DIR", REPO.parent / "shared")))
+    args = parser.parse_args()
+    n = max(1, int(args.submissions * args.scale))
+    window = max(1.0, args.window * args.scale)
+    slots = 2 * args.concurrency
+
+    source, submission = fixture_source(args.shared_dir)
+    image = ImageBuilder(load_settings()).ensure(source, "61001").tag
+    workdir = Path(tempfile.mkdtemp(prefix="gg-deadline-"))
+    postgres = PrivatePostgres()
+    postgres.init()
+    postgres.start()
+    pipeline = Pipeline(workdir, postgres, concurrency=args.concurrency, extra_env=ENV)
+    burst = make_burst(args.shared_dir, workdir, n, n, first_id=7_000_000)
+    try:
+        pipeline.prepare()
+        pipeline.start()
+        publisher = Publisher(pipeline.topic, list(burst.payloads.items()), threads=2, rate=n / window).start()
+        publisher.join(timeout=window * 3 + 60)
+        settle_s = pipeline.wait_settled(len(publisher.published), args.settle)
+        figures = Figures("deadline benchmark", drain_s=round(settle_s, 1))
+        pipeline.verify(figures, publisher.published, burst)
+        throughput = report(pipeline, figures, n, window, slots)
+    finally:
+        pipeline.stop()
+        pipeline.drop()
+        postgres.cleanup()
+    base = bare_docker(image, submission, args.baseline_jobs, slots)
+    print(f"bare docker run  {base:.2f} jobs/s ({args.baseline_jobs} runs, concurrency {slots}, same image)")
+    print(f"pipeline / bare  {throughput / base:.0%}  (target >= 90 %)")
+
+
+def report(p: Pipeline, f: Figures, n: int, window: float, slots: int) -> float:
+    """Print the pipeline's figures; returns its grading throughput (results/s)."""
+    (first, last, graded), = p.query("SELECT min(started_at), max(finished_at), count(*) FROM result "
+                                     "WHERE outcome = 'graded'")
+    waits = [float(r[0].total_seconds()) for r in p.query(
+        "SELECT r.at - q.at FROM status_event q JOIN status_event r ON r.submission_id = q.submission_id "
+        "AND r.to_status = 'running' AND r.id > q.id WHERE q.to_status = 'queued' "
+        "AND NOT EXISTS (SELECT 1 FROM status_event m WHERE m.submission_id = q.submission_id "
+        "AND m.id > q.id AND m.id < r.id)")]
+    resent = p.query("SELECT count(*) FROM status_event WHERE reason LIKE 'recovered:%' "
+                     "OR reason LIKE 'its message was lost%'")[0][0]
+    throughput = graded / max((last - first).total_seconds(), 1e-9)
+    threshold = int(ENV["GREENGRADER_GRADE_TIMEOUT_S"]) + int(ENV["GREENGRADER_STUCK_MARGIN_S"])
+    print(f"\nburst            {n} submissions over {window:.0f} s, {slots} grading slots (2 regions)")
+    print(f"stored / graded  {f.stored} / {f.graded_in_docker}  (lost {f.lost}, duplicated {f.duplicated}, "
+          f"two results or terminal moves {f.conflicting}, re-sent or recovered {resent})")
+    print(f"pipeline         {throughput:.2f} results/s")
+    print(f"queue wait       p50 {percentile(waits, 50):.1f} s, p95 {percentile(waits, 95):.1f} s, "
+          f"max {max(waits, default=0):.1f} s  ({max(waits, default=0) / threshold:.1f}x the old stuck threshold "
+          f"of {threshold} s)")
+    print(f"drained          {f.drain_s} s after the last publish")
+    return throughput
+
+
+if __name__ == "__main__":
+    main()
