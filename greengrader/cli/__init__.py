@@ -10,9 +10,11 @@ import importlib
 import sys
 
 import click
+from alembic.util.exc import CommandError as AlembicCommandError
+from sqlalchemy.exc import SQLAlchemyError
 
 from greengrader import __version__
-from greengrader.errors import GreengraderError
+from greengrader.errors import DatabaseError, GreengraderError
 
 COMMAND_MODULES: tuple[str, ...] = (
     "greengrader.cli.carbon",
@@ -20,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "greengrader.cli.demo",
     "greengrader.cli.grading",
     "greengrader.cli.ops",
+    "greengrader.cli.retention",
     "greengrader.cli.scheduling",
     "greengrader.cli.bridge",
     "greengrader.cli.simulation",
@@ -48,7 +51,26 @@ def main() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except GreengraderError as exc:
-        click.echo(f"greengrader: {exc}", err=True)
-        sys.exit(2)
+        _fail(str(exc))
+    except SQLAlchemyError as exc:
+        _fail(str(_database_error(exc)))
+    except AlembicCommandError as exc:
+        _fail(f"db: {exc}")
     except SystemExit:
         raise
+
+
+def _fail(message: str) -> None:
+    click.echo(f"greengrader: {message}", err=True)
+    sys.exit(2)
+
+
+def _database_error(exc: SQLAlchemyError) -> DatabaseError:
+    from greengrader.db import describe_error
+    from greengrader.settings import get_settings
+
+    try:
+        url = get_settings().effective_database_url
+    except GreengraderError:
+        url = "(unknown URL)"
+    return describe_error(exc, url)

@@ -14,16 +14,20 @@ from rich.table import Table
 from sqlalchemy import select
 
 from greengrader.cli.common import cli_context
+from greengrader.models.status import Status
 
 
 @click.command("bridge")
-@click.option("--metrics-port", type=int, default=None, help="Expose Prometheus metrics on this port.")
+@click.option("--metrics-port", type=click.IntRange(1, 65535), default=None,
+              help="Expose Prometheus metrics on this port.")
 def bridge_cmd(metrics_port: int | None) -> None:
     """Run the MQTT ingestion bridge until SIGTERM/SIGINT."""
     from greengrader.bridge.mqtt import Bridge
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ctx = cli_context()
+    if ctx.settings.pseudonymise:
+        ctx.settings.pseudonym_secret()  # fail at start, not on the first payload
     if metrics_port:
         from greengrader.metrics import serve_metrics
 
@@ -98,8 +102,9 @@ def export_cmd(submission_id: int, directory: Path) -> None:
 
 
 @click.command("submissions")
-@click.option("--status", default=None, help="Only this status (received, scheduled, ..., graded).")
-@click.option("--limit", default=50, show_default=True)
+@click.option("--status", type=click.Choice([s.value for s in Status]), default=None,
+              help="Only submissions in this status.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1))
 def submissions_cmd(status: str | None, limit: int) -> None:
     """List stored submissions, newest first."""
     from greengrader.models import Assignment, Submission

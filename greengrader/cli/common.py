@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import click
+
 from greengrader.context import Context
 from greengrader.settings import get_settings
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def cli_context() -> Context:
@@ -13,3 +22,35 @@ def cli_context() -> Context:
     if settings.embedded:
         ctx.db.upgrade()
     return ctx
+
+
+def yes_option(func: F) -> F:
+    """``--yes``: skip the confirmation of a destructive command."""
+    return click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")(func)
+
+
+def confirm_destructive(question: str, yes: bool) -> None:
+    """Ask ``question`` (default no) unless ``yes``; anything but y/yes aborts (exit 1)."""
+    if yes:
+        return
+    # click.confirm raises Abort on "n", on an empty answer and on end of input.
+    click.confirm(question, default=False, abort=True, err=True)
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+
+
+class Duration(click.ParamType[timedelta, Any]):
+    """A duration with a unit: ``90s``, ``15m``, ``12h``, ``180d``, ``2w``."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> timedelta:
+        if isinstance(value, timedelta):
+            return value
+        match = _DURATION.match(str(value))
+        if match is None:
+            self.fail(f"{value!r} is not a duration: give a number and a unit (s, m, h, d or w), e.g. 180d",
+                      param, ctx)
+        return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])

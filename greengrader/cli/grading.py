@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
-from greengrader.cli.common import cli_context
+from greengrader.cli.common import cli_context, confirm_destructive, yes_option
 from greengrader.errors import ImageBuildError, NotFound
 from greengrader.executors import Limits, get_executor
 from greengrader.images import ImageBuilder
@@ -160,7 +160,8 @@ def run_local(payload: Path, timeout_s: float | None, strict: bool | None, as_js
         f"agrees: {summary['agrees']}) in {ex.runtime_s:.2f} s — {ex.message}"
     )
     if ex.stdout.strip():
-        console.print("[dim]output:[/dim]\n" + ex.stdout[-2000:], markup=False)
+        console.print("[dim]output:[/dim]")
+        console.print(ex.stdout[-2000:], markup=False, highlight=False)
 
 
 @click.command("results")
@@ -190,13 +191,22 @@ def _fmt(value: float | None, digits: int = 2) -> str:
 
 
 @click.command("janitor")
-@click.option("--everything", is_flag=True, help="Remove every grading container, also other workers' running ones.")
-def janitor(everything: bool) -> None:
+@click.option("--all", "everything", is_flag=True,
+              help="Remove every grading container on this daemon, also other workers' running ones "
+                   "(asks first unless --yes).")
+@click.option("--everything", "everything", is_flag=True, hidden=True)
+@yes_option
+def janitor(everything: bool, yes: bool) -> None:
     """Remove leftover grading containers and volumes (after a crash)."""
     from greengrader.executors.docker import DockerExecutor
 
-    executor = get_executor(get_settings().executor, get_settings())
-    removed = executor.janitor(everything=True) if everything and isinstance(executor, DockerExecutor) else executor.janitor()
+    settings = get_settings()
+    executor = get_executor(settings.executor, settings)
+    if everything and isinstance(executor, DockerExecutor):
+        confirm_destructive("Remove EVERY grading container, including jobs running right now?", yes)
+        removed = executor.janitor(everything=True)
+    else:
+        removed = executor.janitor()
     click.echo(f"removed {removed} leftover(s)")
 
 
