@@ -280,7 +280,8 @@ def _embedded_key(path: Path) -> bytes:
 
 # GREENGRADER_* variables that are not settings (read by the test suite and scripts).
 NON_SETTING_VARIABLES = frozenset({"GREENGRADER_SHARED_DIR"})
-NON_SETTING_PREFIXES = ("GREENGRADER_TEST_",)
+NON_SETTING_PREFIXES = ("GREENGRADER_TEST_", "GREENGRADER_FAULTS_", "GREENGRADER_FUZZ_", "GREENGRADER_HYPOTHESIS_",
+                        "GREENGRADER_SCHEMATHESIS_", "GREENGRADER_K8S_TEST_")
 
 
 def unknown_variables(environ: Mapping[str, str]) -> list[str]:

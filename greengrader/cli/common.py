@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -41,7 +41,13 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 
 
-class Duration(click.ParamType[timedelta, Any]):
+if TYPE_CHECKING:
+    _ParamType = click.ParamType[timedelta, Any]
+else:  # click < 8.2 has no generic ParamType at run time
+    _ParamType = click.ParamType
+
+
+class Duration(_ParamType):
     """A duration with a unit: ``90s``, ``15m``, ``12h``, ``180d``, ``2w``."""
 
     name = "duration"
