@@ -306,7 +306,7 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else "?"
-        raise ConfigError(f"GREENGRADER_{field.upper()}: {first['msg']}") from None
+        raise ConfigError(f"GREENGRADER_{field.upper()}: {first['msg'].removeprefix('Value error, ')}") from None
 
 
 @lru_cache(maxsize=1)
