@@ -61,7 +61,7 @@ def _isolate(database: str) -> Path:
 def demo_cmd(out_dir: Path | None, timeout_s: float, grade_timeout: int, database: str) -> None:
     """Run the whole pipeline on the shipped examples (no servers; never touches other work)."""
     # Wide enough for the table even when stdout is not a terminal.
-    console = Console(width=max(Console().width, 130))
+    console = Console(width=max(Console().width, 160))
     real_home = _isolate(database)
     ctx = cli_context()
     settings = ctx.settings
