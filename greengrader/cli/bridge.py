@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import signal
 from importlib import resources
 from pathlib import Path
@@ -14,6 +15,7 @@ from rich.table import Table
 from sqlalchemy import select
 
 from greengrader.cli.common import cli_context
+from greengrader.errors import ConfigError
 from greengrader.models.status import Status
 
 
@@ -132,18 +134,35 @@ def submissions_cmd(status: str | None, limit: int) -> None:
 @click.command("snippet")
 @click.option("--host", required=True, help="MQTT broker host the hook publishes to.")
 @click.option("--topic", default="submissions", show_default=True, help="submissions or submissions/<course>.")
-@click.option("--port", default=8883, show_default=True)
-@click.option("--wait", default=10, show_default=True, help="Seconds to wait for the receipt (0: never).")
+@click.option("--port", default=8883, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--wait", default=10, show_default=True, type=click.IntRange(0, 600),
+              help="Seconds to wait for the receipt (0: never).")
 def snippet_cmd(host: str, topic: str, port: int, wait: int) -> None:
     """Print the lines to append to a course's run_autograder."""
     from greengrader.settings import get_settings
 
-    click.echo(render_snippet(host, topic, port, wait, get_settings().max_payload_bytes), nl=False)
+    settings = get_settings()
+    click.echo(render_snippet(host, topic, port, wait, settings.max_payload_bytes,
+                              receipts=settings.mqtt_receipt_topic), nl=False)
 
 
-def render_snippet(host: str, topic: str, port: int, wait: int, max_bytes: int) -> str:
+# What may be pasted into the shell script: no quotes, spaces, $, ; or MQTT wildcards.
+_HOST = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.:-]{0,252})$")
+_TOPIC = re.compile(r"^[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*$")
+
+
+def render_snippet(host: str, topic: str, port: int, wait: int, max_bytes: int, *,
+                   receipts: str = "receipts") -> str:
+    """The hook with its values filled in; a value the shell could misread is a ConfigError."""
+    if not _HOST.match(host):
+        raise ConfigError(f"snippet: --host {host!r} is not a host name or address")
+    for name, value in (("--topic", topic), ("receipt topic (GREENGRADER_MQTT_RECEIPT_TOPIC)", receipts)):
+        if not _TOPIC.match(value):
+            raise ConfigError(f"snippet: {name} {value!r} must be plain topic levels (letters, digits, _ . -)")
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"snippet: --port {port} is not a TCP port (1-65535)")
     template = (resources.files("greengrader") / "data" / "hook.sh").read_text()
-    for key, value in {"__HOST__": host, "__TOPIC__": topic, "__PORT__": str(port),
+    for key, value in {"__HOST__": host, "__TOPIC__": topic, "__PORT__": str(port), "__RECEIPTS__": receipts,
                        "__WAIT__": str(wait), "__MAX__": str(max_bytes)}.items():
         template = template.replace(key, value)
     return template
