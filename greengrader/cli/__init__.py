@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "greengrader.cli.carbon",
     "greengrader.cli.db",
     "greengrader.cli.demo",
+    "greengrader.cli.doctor",
     "greengrader.cli.grading",
     "greengrader.cli.ops",
     "greengrader.cli.retention",
