@@ -44,7 +44,10 @@ for _name in COMMAND_MODULES:
 def main() -> None:
     """Console entry point: our errors become one line on stderr, never a traceback."""
     try:
-        cli.main(standalone_mode=False)
+        # Without standalone mode click *returns* the code of a `click.exceptions.Exit`.
+        code = cli.main(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(1)

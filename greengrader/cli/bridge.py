@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
-from greengrader.cli.common import cli_context
+from greengrader.cli.common import cli_context, resolve_submission
 from greengrader.errors import ConfigError
 from greengrader.models.status import Status
 
@@ -96,10 +96,11 @@ def import_gradescope_cmd(
 @click.argument("submission_id", type=int)
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 def export_cmd(submission_id: int, directory: Path) -> None:
-    """Write a stored submission's payload back to DIRECTORY (for debugging)."""
+    """Write a stored submission's payload (SUBMISSION_ID or Gradescope id) back to DIRECTORY."""
     from greengrader.bridge.export import export_submission
 
-    written = export_submission(cli_context(), submission_id, directory)
+    ctx = cli_context()
+    written = export_submission(ctx, resolve_submission(ctx, submission_id), directory)
     click.echo(f"wrote {written} files to {directory}")
 
 

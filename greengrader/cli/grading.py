@@ -12,11 +12,11 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
-from greengrader.cli.common import cli_context, confirm_destructive, yes_option
+from greengrader.cli.common import cli_context, confirm_destructive, resolve_submission, yes_option
 from greengrader.errors import ImageBuildError, NotFound
 from greengrader.executors import Limits, get_executor
 from greengrader.images import ImageBuilder
-from greengrader.models import Assignment, Result, Status, Submission
+from greengrader.models import Assignment, Result, Status, Submission, SubmissionPayload
 from greengrader.results import agrees
 from greengrader.settings import get_settings
 
@@ -44,7 +44,8 @@ def images_build(assignment_id: int | None, payload_path: Path | None) -> None:
     ctx = cli_context()
     with ctx.db.session() as session:
         sub = session.scalars(
-            select(Submission).where(Submission.assignment_id == assignment_id).order_by(Submission.id.desc())
+            select(Submission).join(SubmissionPayload, SubmissionPayload.submission_id == Submission.id)
+            .where(Submission.assignment_id == assignment_id).order_by(Submission.id.desc())
         ).first()
         if sub is None:
             raise NotFound(f"no stored submission of assignment {assignment_id} carries its autograder")
@@ -102,10 +103,11 @@ def images_prune(prune_all: bool) -> None:
 @click.argument("submission_id", type=int)
 @click.option("--here", is_flag=True, help="Grade in this process now instead of through the scheduler.")
 def regrade(submission_id: int, here: bool) -> None:
-    """Grade SUBMISSION_ID again (its Result is replaced)."""
+    """Grade SUBMISSION_ID (or Gradescope id) again (its Result is replaced)."""
     from greengrader.grading import grade_submission
 
     ctx = cli_context()
+    submission_id = resolve_submission(ctx, submission_id)
     with ctx.db.transaction() as session:
         sub = session.get(Submission, submission_id, with_for_update=True)
         if sub is None:

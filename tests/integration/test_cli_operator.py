@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from click.testing import CliRunner
@@ -153,3 +155,36 @@ def test_misspelled_variable_warns(tmp_path: Path) -> None:
     out = _cli({"GREENGRADER_HOME": str(tmp_path), "GREENGRADER_DATABASE_URI": "postgresql://x/y"}, "regions")
     assert "unknown variable GREENGRADER_DATABASE_URI" in out.stderr
     assert "did you mean GREENGRADER_DATABASE_URL" in out.stderr
+
+
+def _ingest_one(context: Any, gradescope_id: int) -> int:
+    from greengrader.bridge.ingest import make_store, prepare, store_prepared
+    from tests import payloads
+
+    data = payloads.build(payloads.metadata(submission_id=gradescope_id))
+    outcome = store_prepared(context, [prepare(context.settings, data, "submissions/cs1")], make_store(context))[0]
+    assert outcome.submission_id is not None
+    return outcome.submission_id
+
+
+def test_commands_accept_the_gradescope_id(context: Any) -> None:
+    sid = _ingest_one(context, 987654321)
+    runner = CliRunner()
+    out = runner.invoke(cli, ["dispatch", "987654321"])
+    assert out.exit_code == 0, out.output
+    assert f"{sid}: " in out.output
+    by_gradescope = runner.invoke(cli, ["explain", "987654321", "--json"])
+    by_id = runner.invoke(cli, ["explain", str(sid), "--json"])
+    assert by_gradescope.exit_code == 0, by_gradescope.output
+    assert by_gradescope.output == by_id.output and f'"submission": {sid}' in by_id.output
+    missing = runner.invoke(cli, ["explain", "123456789"])
+    assert missing.exit_code != 0 and "no submission with id or Gradescope id 123456789" in str(missing.exception)
+
+
+def test_dispatch_failure_exits_nonzero_through_the_entry_point(context: Any, tmp_path: Path) -> None:
+    _ingest_one(context, 987654322)
+    env = {k: v for k, v in os.environ.items() if k.startswith("GREENGRADER_")}
+    out = _cli({**env, "GREENGRADER_POLICY": "no-such-policy"}, "dispatch")
+    assert out.returncode != 0, out.stdout + out.stderr
+    assert "no-such-policy" in out.stdout + out.stderr
+    assert "Traceback" not in out.stderr
