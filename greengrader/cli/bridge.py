@@ -10,11 +10,9 @@ from pathlib import Path
 from types import FrameType
 
 import click
-from rich.console import Console
-from rich.table import Table
 from sqlalchemy import select
 
-from greengrader.cli.common import cli_context, resolve_submission
+from greengrader.cli.common import cli_context, emit_rows, json_option, resolve_submission
 from greengrader.errors import ConfigError
 from greengrader.models.status import Status
 
@@ -108,7 +106,8 @@ def export_cmd(submission_id: int, directory: Path) -> None:
 @click.option("--status", type=click.Choice([s.value for s in Status]), default=None,
               help="Only submissions in this status.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1))
-def submissions_cmd(status: str | None, limit: int) -> None:
+@json_option
+def submissions_cmd(status: str | None, limit: int, as_json: bool) -> None:
     """List stored submissions, newest first."""
     from greengrader.models import Assignment, Submission
 
@@ -121,15 +120,16 @@ def submissions_cmd(status: str | None, limit: int) -> None:
     )
     if status:
         query = query.where(Submission.status == status)
-    table = Table("id", "gradescope id", "assignment", "status", "score (Gradescope)", "region", "received")
     with ctx.db.session() as session:
-        for sub, assignment in session.execute(query):
-            table.add_row(
-                str(sub.id), str(sub.gradescope_id), str(assignment), sub.status,
-                "" if sub.gradescope_score is None else f"{sub.gradescope_score:g}",
-                sub.region or "", sub.received_at.strftime("%Y-%m-%d %H:%M:%S"),
-            )
-    Console(width=160).print(table)
+        rows = [
+            {"id": sub.id, "gradescope_id": sub.gradescope_id, "assignment": assignment, "status": sub.status,
+             "gradescope_score": sub.gradescope_score, "region": sub.region,
+             "received_at": sub.received_at.strftime("%Y-%m-%d %H:%M:%S")}
+            for sub, assignment in session.execute(query)
+        ]
+    emit_rows(rows, {"id": "id", "gradescope_id": "gradescope id", "assignment": "assignment", "status": "status",
+                     "gradescope_score": "score (Gradescope)", "region": "region", "received_at": "received"},
+              as_json)
 
 
 @click.command("snippet")

@@ -18,6 +18,7 @@ from greengrader.carbon.fallback import FallbackProvider
 from greengrader.carbon.forecast import METHODS, mape
 from greengrader.carbon.regions import load_regions
 from greengrader.carbon.store import CarbonStore
+from greengrader.cli.common import emit_rows, json_option
 from greengrader.errors import CarbonDataError
 from greengrader.settings import Settings, get_settings
 
@@ -156,13 +157,14 @@ def _now(ds: DatasetProvider | None, zone: str) -> datetime:
 @click.command("regions")
 @click.option("--source", default=None, help="Provider name or chain (default GREENGRADER_CARBON_SOURCE).")
 @click.option("--at", "at", default=None, help="Time to show (ISO 8601); default now (data-set 'now').")
-def regions_cmd(source: str | None, at: str | None) -> None:
+@json_option
+def regions_cmd(source: str | None, at: str | None, as_json: bool) -> None:
     """List the configured regions with their current carbon intensity."""
     settings = get_settings()
     registry = load_regions(settings.regions_file)
     provider = get_provider(source or settings.carbon_source, settings)
     ds = _dataset(provider)
-    table = Table("region", "zone", "queue", "lat", "lon", "slots", "gCO2eq/kWh", "kind", "at (UTC)", "source")
+    rows: list[dict[str, object]] = []
     kinds: set[str] = set()
     when = _when(at, "--at")
     for r in registry:
@@ -171,13 +173,17 @@ def regions_cmd(source: str | None, at: str | None) -> None:
             s = provider.series(r.zone, shown_at, shown_at + timedelta(seconds=1))
             kind = "annual average" if s.source.startswith("embedded") else "hourly"
             kinds.add(kind)
-            value, src, shown = f"{s.at(shown_at):.0f}", s.source, f"{shown_at:%Y-%m-%d %H:%M}"
+            value: float | None = round(s.at(shown_at), 1)
+            src, shown = s.source, f"{shown_at:%Y-%m-%d %H:%M}"
         except CarbonDataError as exc:
-            value, kind, src, shown = "-", "-", f"unavailable: {exc}"[:60], "-"
-        table.add_row(r.name + ("" if r.enabled else " (disabled)"), r.zone, r.queue_name, f"{r.lat:.2f}",
-                      f"{r.lon:.2f}", str(r.capacity), value, kind, shown, src)
-    Console(width=200).print(table)
-    if len(kinds) > 1:
+            value, kind, src, shown = None, None, f"unavailable: {exc}"[:60], None
+        rows.append({"region": r.name + ("" if r.enabled else " (disabled)"), "zone": r.zone, "queue": r.queue_name,
+                     "lat": round(r.lat, 2), "lon": round(r.lon, 2), "slots": r.capacity, "intensity": value,
+                     "kind": kind, "at": shown, "source": src})
+    emit_rows(rows, {"region": "region", "zone": "zone", "queue": "queue", "lat": "lat", "lon": "lon",
+                     "slots": "slots", "intensity": "gCO2eq/kWh", "kind": "kind", "at": "at (UTC)",
+                     "source": "source"}, as_json)
+    if len(kinds) > 1 and not as_json:
         click.echo("note: some regions show hourly values and others annual averages (no hourly data for "
                    "their zone): the two are not comparable hour by hour. Import hourly data for every zone "
                    "with `greengrader carbon import`.")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -49,6 +50,36 @@ def resolve_submission(ctx: Context, value: int) -> int:
 
 def resolve_submissions(ctx: Context, values: tuple[int, ...]) -> list[int]:
     return [resolve_submission(ctx, v) for v in values]
+
+
+def json_option(func: F) -> F:
+    """``--json``: print the rows as a JSON array instead of a table."""
+    return click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")(func)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def emit_rows(rows: Sequence[Mapping[str, object]], headers: Mapping[str, str], as_json: bool,
+              title: str | None = None) -> None:
+    """Rows as JSON, or as a table that is never cut to the 80 columns of a pipe."""
+    if as_json:
+        click.echo(json.dumps(list(rows), indent=2, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*headers.values(), title=title)
+    for row in rows:
+        table.add_row(*(_cell(row.get(key)) for key in headers))
+    console = Console()
+    # A pipe or file gets rich's 80 columns: wide enough for any row instead.
+    (console if console.is_terminal else Console(width=400)).print(table)
 
 
 def yes_option(func: F) -> F:

@@ -188,3 +188,20 @@ def test_dispatch_failure_exits_nonzero_through_the_entry_point(context: Any, tm
     assert out.returncode != 0, out.stdout + out.stderr
     assert "no-such-policy" in out.stdout + out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_list_commands_print_json_and_full_width_tables(env_settings: Settings, database: Database) -> None:
+    import json
+
+    ids = _seed(database)
+    runner = CliRunner()
+    subs = json.loads(runner.invoke(cli, ["submissions", "--json"]).output)
+    assert {s["id"] for s in subs} == set(ids.values())
+    assert {"gradescope_id", "status", "received_at"} <= set(subs[0])
+    results = json.loads(runner.invoke(cli, ["results", "--json"]).output)
+    assert len(results) == 2 and results[0]["outcome"] == "graded"
+    assert json.loads(runner.invoke(cli, ["workers", "list", "--json"]).output) == []
+    # CliRunner's output is not a terminal, like a pipe: the table must keep every column.
+    table = runner.invoke(cli, ["results"]).output
+    assert "gCO2" in table and "turnaround s" in table
+    assert max(len(line) for line in table.splitlines()) > 80

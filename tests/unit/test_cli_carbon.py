@@ -69,3 +69,11 @@ def test_imported_data_is_used_by_default_and_regions_flag_mixed_kinds(runner: C
     assert res.exit_code == 0, res.output
     assert "hourly" in res.output and "annual average" in res.output
     assert "not comparable" in res.output
+
+
+def test_regions_json(runner: CliRunner) -> None:
+    import json
+
+    rows = json.loads(runner.invoke(cli, ["regions", "--json", "--source", "embedded"]).output)
+    assert {r["region"] for r in rows} >= {"us-west", "ca-central"}
+    assert all(r["kind"] == "annual average" and r["intensity"] > 0 for r in rows)
