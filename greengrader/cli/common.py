@@ -61,7 +61,8 @@ def _cell(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        return f"{value:.4g}"
+        # Two decimals, as scores and seconds read; tiny values (grams of CO2) keep 2 digits.
+        return f"{value:.2f}" if value == 0 or abs(value) >= 0.01 else f"{value:.2g}"
     return str(value)
 
 

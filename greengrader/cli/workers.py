@@ -29,12 +29,12 @@ def list_cmd(stale_after: float, as_json: bool) -> None:
         age = now - worker.last_heartbeat
         rows.append({
             "hostname": worker.hostname, "region": worker.region, "cpu": worker.cpu_model, "cores": worker.cores,
-            "memory_gib": round(worker.memory_bytes / 2**30, 1) if worker.memory_bytes else None,
+            "memory": f"{worker.memory_bytes / 2**30:.1f} GiB" if worker.memory_bytes else None,
             "source": worker.source, "last_seen_s": round(age.total_seconds()),
             "alive": age <= timedelta(seconds=stale_after),
         })
     emit_rows(rows, {"hostname": "hostname", "region": "region", "cpu": "cpu", "cores": "cores",
-                     "memory_gib": "memory GiB", "source": "source", "last_seen_s": "last seen s ago",
+                     "memory": "memory", "source": "source", "last_seen_s": "last seen s ago",
                      "alive": "alive"}, as_json)
 
 
