@@ -81,3 +81,35 @@ def test_demo_names_a_missing_base_image(tmp_path: Path, docker_client: Any) -> 
     assert "base image greengrader/no-such-image:x is missing" in out.stdout
     assert "scripts/build-base-image.sh" in out.stdout
     assert "Docker is not available" not in out.stdout
+
+
+def test_readme_first_command_grades(tmp_path: Path, base_image: str) -> None:
+    """The README's first set-up command, here where Docker and the base image exist already."""
+    from tests.conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    first_block = readme.split("## Set up", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    assert first_block.strip() == "scripts/demo.sh"
+    out = subprocess.run(["bash", str(REPO / "scripts" / "demo.sh"), "--grade-timeout", "10"], cwd=tmp_path,
+                         env={**clean_environ(), "GREENGRADER_HOME": str(tmp_path / "home"), "COLUMNS": "160"},
+                         capture_output=True, text=True, timeout=400)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "== greengrader demo" in out.stdout  # it says what it is doing
+    rows = demo_rows(f"sqlite:///{tmp_path / 'home' / 'demo' / 'greengrader.db'}")
+    assert len(rows) == EXAMPLES and all(r.carbon_g and r.carbon_g > 0 for r in rows)
+    assert "graded" in out.stdout and "report:" in out.stdout
+
+
+def test_test_script_and_demo_script_share_the_set_up_steps() -> None:
+    from tests.conftest import REPO
+
+    lib = REPO / "scripts" / "lib" / "setup.sh"
+    for script in ("test.sh", "demo.sh"):
+        text = (REPO / "scripts" / script).read_text()
+        assert ". scripts/lib/setup.sh" in text and "ensure_docker" in text
+        assert "apt-get install" not in text  # installing is done once, in the library
+        subprocess.run(["bash", "-n", str(REPO / "scripts" / script)], check=True)
+    subprocess.run(["bash", "-n", str(lib)], check=True)
+    probe = subprocess.run(["bash", "-c", f". {lib}; as_root true && up 5432 && echo ok"], capture_output=True,
+                           text=True, cwd=REPO, timeout=30)
+    assert probe.stdout.strip() == "ok", probe.stderr
