@@ -205,3 +205,22 @@ def test_list_commands_print_json_and_full_width_tables(env_settings: Settings, 
     table = runner.invoke(cli, ["results"]).output
     assert "gCO2" in table and "turnaround s" in table
     assert max(len(line) for line in table.splitlines()) > 80
+
+
+def test_janitor_all_asks_and_no_removes_nothing(tmp_path: Path, base_image: str, docker_client: Any,
+                                                 monkeypatch: Any) -> None:
+    from greengrader.executors.docker import LABEL_JOB
+    from greengrader.settings import get_settings
+
+    monkeypatch.setenv("GREENGRADER_HOME", str(tmp_path))
+    get_settings.cache_clear()
+    # Someone else's running job (another worker's label): only --all would remove it.
+    other = docker_client.containers.create(base_image, ["sleep", "60"], labels={LABEL_JOB: "x",
+                                            "greengrader.worker": "someone-else"})
+    try:
+        out = CliRunner().invoke(cli, ["janitor", "--all"], input="n\n")
+        assert out.exit_code == 1 and "[y/N]" in out.output
+        docker_client.containers.get(other.id)  # still there (raises NotFound otherwise)
+    finally:
+        other.remove(force=True)
+        get_settings.cache_clear()
