@@ -77,7 +77,15 @@ ensure_docker() {
   log "starting dockerd"
   as_root sh -c 'nohup dockerd --iptables=false --bridge=none >/var/log/dockerd.log 2>&1 &'
   for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
-  docker info >/dev/null
+  if ! docker info >/dev/null 2>&1; then
+    if [ "$(id -u)" != 0 ] && as_root docker info >/dev/null 2>&1; then
+      echo "dockerd runs, but $(id -un) may not use it: sudo usermod -aG docker $(id -un), log in again" \
+           "and re-run (or run this as root)" >&2
+    else
+      echo "dockerd did not start; its log is /var/log/dockerd.log" >&2
+    fi
+    return 1
+  fi
 }
 
 # docker compose (plugin or Debian's docker-compose) validates deploy/docker-compose.yml.

@@ -224,3 +224,28 @@ def test_janitor_all_asks_and_no_removes_nothing(tmp_path: Path, base_image: str
     finally:
         other.remove(force=True)
         get_settings.cache_clear()
+
+
+def test_quarantine_release_after_raising_the_limit(env_settings: Settings, database: Database, tmp_path: Path,
+                                                    monkeypatch: Any) -> None:
+    from greengrader.settings import get_settings
+    from tests import payloads
+
+    payload = tmp_path / "p.zip"
+    payload.write_bytes(payloads.build(payloads.metadata(submission_id=987650001)))
+    monkeypatch.setenv("GREENGRADER_MAX_ZIP_ENTRIES", "2")
+    get_settings.cache_clear()
+    runner = CliRunner()
+    assert runner.invoke(cli, ["ingest", str(payload)]).exit_code == 1  # quarantined
+    with database.session() as s:
+        qid = s.scalars(sa.select(Quarantine.id)).one()
+    still = runner.invoke(cli, ["quarantine", "release", str(qid)])
+    assert still.exit_code == 1 and "still rejected" in still.output
+    monkeypatch.delenv("GREENGRADER_MAX_ZIP_ENTRIES")
+    get_settings.cache_clear()
+    out = runner.invoke(cli, ["quarantine", "release", str(qid)])
+    assert out.exit_code == 0, out.output
+    assert "received as submission" in out.output
+    with database.session() as s:
+        assert s.scalar(sa.select(sa.func.count()).select_from(Quarantine)) == 0
+        assert s.scalar(sa.select(Submission.gradescope_id)) == 987650001
