@@ -97,6 +97,7 @@ def main() -> None:
     env = {
         **os.environ,
         "GREENGRADER_DATABASE_URL": db_url,
+        "GREENGRADER_PSEUDONYM_KEY": "benchmark-only-pseudonym-key-0123",
         "GREENGRADER_BROKER_URL": "redis://127.0.0.1:6379/9",
         "GREENGRADER_HOME": f"/tmp/gg-bench-{tag}",
         "GREENGRADER_MQTT_TOPIC": f"bench{tag}/submissions",

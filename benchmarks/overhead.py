@@ -68,6 +68,7 @@ def main() -> None:
         GREENGRADER_DATABASE_URL=f"postgresql+psycopg2://postgres@127.0.0.1:5432/{db_name}",
         GREENGRADER_BROKER_URL=REDIS_URL,
         GREENGRADER_HOME=str(home),
+        GREENGRADER_PSEUDONYM_KEY="benchmark-only-pseudonym-key-0123",
     )
     redis.Redis.from_url(REDIS_URL).flushdb()
     workers: list[subprocess.Popen[bytes]] = []

@@ -134,7 +134,9 @@ def through_cas(home: Path, seconds: float, clients: int, workers: int, path: st
     port = free_port()
     env = {**os.environ, "GREENGRADER_HOME": str(home), "GREENGRADER_CARBON_SOURCE": "dataset",
            "GREENGRADER_CARBON_DATA_DIR": str(DATA), "GREENGRADER_FORECAST": "oracle",
-           "GREENGRADER_REGIONS_FILE": str(regions_toml(home / "regions.toml"))}
+           "GREENGRADER_REGIONS_FILE": str(regions_toml(home / "regions.toml")),
+           # The default region must be one of the file's (an unknown one is a start-up error).
+           "GREENGRADER_DEFAULT_REGION": regions()[0].name}
     server = subprocess.Popen([sys.executable, "-m", "greengrader", "cas", "serve", "--port", str(port),
                                "--workers", str(workers)],
                               env=env, stderr=subprocess.DEVNULL)

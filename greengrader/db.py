@@ -15,9 +15,11 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from greengrader.errors import DatabaseError
 from greengrader.settings import Settings
 
 _lock = threading.Lock()
@@ -115,3 +117,34 @@ def dispose_all(close: bool = False) -> None:
     with _lock:
         for db in _databases.values():
             db.dispose(close=close)
+
+
+def safe_url(url: str) -> str:
+    """``url`` with any password masked, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url.split("@")[-1]
+
+
+# Driver messages (psycopg2 / sqlite3) that mean "the schema is not there (yet)".
+_NOT_MIGRATED = ("does not exist", "no such table", "undefinedtable", "undefinedcolumn", "no such column")
+
+
+def describe_error(exc: SQLAlchemyError, url: str) -> DatabaseError:
+    """One line saying what went wrong with the database at ``url`` and what to do."""
+    where = safe_url(url)
+    orig = exc.orig if isinstance(exc, DBAPIError) else None
+    detail = (str(orig) if orig is not None else str(exc)).strip().splitlines()
+    first = detail[0] if detail else type(exc).__name__
+    lowered = f"{type(orig).__name__ if orig is not None else ''} {first}".lower()
+    if "database" in lowered and "does not exist" in lowered:
+        name = make_url(url).database if url.startswith("postgres") else "?"
+        return DatabaseError(f"database {name!r} does not exist at {where}: create it "
+                             f"(createdb {name}) and run `greengrader db upgrade`")
+    if any(marker in lowered for marker in _NOT_MIGRATED):
+        return DatabaseError(f"database {where} is not migrated ({first}): run `greengrader db upgrade`")
+    if "connection refused" in lowered or "could not connect" in lowered or "could not translate host" in lowered:
+        return DatabaseError(f"cannot connect to the database at {where} ({first}); "
+                             "is it running, and is GREENGRADER_DATABASE_URL right?")
+    return DatabaseError(f"database error at {where}: {first}")

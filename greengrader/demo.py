@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,15 +24,25 @@ from greengrader.bridge.store import IngestOutcome
 from greengrader.context import Context, set_current_context
 from greengrader.examples import EXAMPLES_DIR, example_cases, example_names, example_payload
 from greengrader.models import TERMINAL, Decision, Result, Status, Submission
+from greengrader.settings import Settings
 
 log = logging.getLogger(__name__)
+
+DEMO_TOPIC = "submissions/demo"
+FIRST_DEMO_ID = 990001
 
 DOCKER_HOWTO = (
     "Docker is not available, so nothing was graded. To enable it on Debian/Ubuntu:\n"
     "  sudo apt-get install -y docker.io debootstrap\n"
     "  sudo dockerd --iptables=false --bridge=none &      # or: sudo systemctl start docker\n"
     "  sudo scripts/build-base-image.sh                  # the autograder base image (~1 min)\n"
-    "then run `greengrader demo` again."
+    "then run `greengrader demo` again (scripts/demo.sh does all of this)."
+)
+IMAGE_HOWTO = (
+    "The Docker daemon runs but the autograder base image is missing, so nothing was graded.\n"
+    "Build it (about a minute; needs debootstrap) with:\n"
+    "  sudo scripts/build-base-image.sh\n"
+    "then run `greengrader demo` again (scripts/demo.sh does this)."
 )
 
 
@@ -54,7 +64,45 @@ class DemoRow:
     message: str | None
 
 
-def docker_problem(base_image: str) -> str | None:
+def demo_environment(settings: Settings, database: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """The ``GREENGRADER_*`` environment the demo runs in.
+
+    The demo always gets a home (and so an embedded broker) of its own under
+    ``<home>/demo``: its in-process worker then only ever sees the tasks the demo itself
+    sent, never a real deployment's queued jobs. ``database="isolated"`` also gives it its
+    own SQLite database there, recreated on every run; ``"configured"`` keeps the
+    configured database (the demo's rows are reused on later runs, never duplicated).
+    """
+    demo_home = settings.home / "demo"
+    env = {k: v for k, v in environ.items()
+           if k.startswith("GREENGRADER_") and k not in ("GREENGRADER_BROKER_URL", "GREENGRADER_RESULT_BACKEND")}
+    env["GREENGRADER_HOME"] = str(demo_home)
+    if database == "isolated":
+        env.pop("GREENGRADER_DATABASE_URL", None)
+        reset_demo_home(demo_home)
+    else:
+        env["GREENGRADER_DATABASE_URL"] = settings.effective_database_url
+    return env
+
+
+def reset_demo_home(demo_home: Path) -> None:
+    """Remove the demo's own database and broker folder (a fresh, repeatable run)."""
+    import shutil
+
+    for name in ("greengrader.db", "greengrader.db-wal", "greengrader.db-shm"):
+        (demo_home / name).unlink(missing_ok=True)
+    shutil.rmtree(demo_home / "broker", ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class DockerProblem:
+    """Why grading in Docker cannot run here, and the commands that fix it."""
+
+    message: str
+    howto: str
+
+
+def docker_problem(base_image: str) -> DockerProblem | None:
     """Why grading in Docker cannot run here, or None when it can."""
     try:
         import docker
@@ -62,25 +110,46 @@ def docker_problem(base_image: str) -> str | None:
         client = docker.from_env(timeout=10)
         client.ping()
     except Exception as exc:  # docker raises unrelated types when no daemon runs
-        return f"cannot reach the Docker daemon ({type(exc).__name__})"
+        return DockerProblem(f"cannot reach the Docker daemon ({type(exc).__name__})", DOCKER_HOWTO)
     try:
         client.images.get(base_image)
     except Exception:
-        return f"the base image {base_image} is missing (build it with scripts/build-base-image.sh)"
+        return DockerProblem(f"the base image {base_image} is missing", IMAGE_HOWTO)
     finally:
         client.close()
     return None
 
 
+def existing_demo_submissions(ctx: Context) -> dict[int, int]:
+    """Gradescope id -> submission id of the examples an earlier demo run stored here."""
+    with ctx.db.session() as session:
+        rows = session.execute(
+            select(Submission.gradescope_id, Submission.id)
+            .where(Submission.topic == DEMO_TOPIC, Submission.gradescope_id >= FIRST_DEMO_ID)
+            .order_by(Submission.id)
+        ).all()
+    return {gid: sid for gid, sid in rows}
+
+
 def publish_examples(ctx: Context, names: Sequence[str], root: Path = EXAMPLES_DIR) -> list[tuple[str, str, IngestOutcome]]:
-    """Ingest every example submission through the bridge's code path."""
+    """Ingest every example submission through the bridge's code path.
+
+    An example an earlier run already stored (same Gradescope id, demo topic) is reused as
+    it is, so running the demo again never adds rows.
+    """
     store = make_store(ctx)
+    existing = existing_demo_submissions(ctx)
     outcomes = []
-    next_id = 990001
+    next_id = FIRST_DEMO_ID
     for name in names:
         for case in example_cases(name, root):
-            data = example_payload(name, case, next_id, root=root)
-            outcomes.append((name, case, ingest_bytes(ctx, data, "submissions/demo", store=store)))
+            if next_id in existing:
+                outcome = IngestOutcome(status="duplicate", sha256="", topic=DEMO_TOPIC,
+                                        submission_id=existing[next_id], gradescope_id=next_id)
+            else:
+                data = example_payload(name, case, next_id, root=root)
+                outcome = ingest_bytes(ctx, data, DEMO_TOPIC, store=store)
+            outcomes.append((name, case, outcome))
             next_id += 1
     return outcomes
 
@@ -91,10 +160,11 @@ def in_process_worker(ctx: Context, queues: Sequence[str], concurrency: int = 2)
     from greengrader.tasks.workers import WorkerHeart, regions_for_queues
 
     app = ctx.celery
-    hostname = f"demo@{int(time.time())}"
+    hostname = f"greengrader-demo@{int(time.time())}"
     worker = app.WorkController(
         pool_cls="threads", concurrency=concurrency, queues=list(queues), loglevel="WARNING",
-        without_heartbeat=True, without_mingle=True, without_gossip=True, hostname=hostname,
+        without_heartbeat=True, without_mingle=True, without_gossip=True,
+        hostname=hostname,
     )
     # An embedded WorkController sends no worker_ready: register it as `celery worker` does,
     # so placement sees its regions as live.
@@ -110,6 +180,7 @@ def in_process_worker(ctx: Context, queues: Sequence[str], concurrency: int = 2)
         worker.stop(in_sighandler=False, exitcode=0)
         heart.stop()
         thread.join(timeout=30)
+        _forget_worker(ctx, hostname)
 
 
 @contextmanager
@@ -133,6 +204,16 @@ def sweeping(ctx: Context, interval_s: float = 1.0) -> Iterator[None]:
     finally:
         stop.set()
         thread.join(timeout=30)
+
+
+def _forget_worker(ctx: Context, hostname: str) -> None:
+    # The demo worker must not linger in the registry as capacity once it is gone.
+    from sqlalchemy import delete
+
+    from greengrader.models import Worker
+
+    with ctx.db.transaction() as session:
+        session.execute(delete(Worker).where(Worker.hostname == hostname))
 
 
 def wait_terminal(ctx: Context, ids: Sequence[int], timeout_s: float, on_progress: Callable[[int], None]) -> bool:

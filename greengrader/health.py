@@ -144,13 +144,21 @@ def health_engine(settings: Settings) -> Engine:
     )
 
 
+def _where(url: str) -> str:
+    from greengrader.db import safe_url
+
+    return safe_url(url)
+
+
 def check_database(engine: Engine) -> Check:
+    """``SELECT 1``; the summary names the database (password masked), so a typo shows."""
+    where = _where(engine.url.render_as_string(hide_password=False))
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
     except SQLAlchemyError as exc:
-        return Check("database", State.CRITICAL, f"unreachable ({_db_error(exc)})", {"up": 0})
-    return Check("database", State.OK, "database ok", {"up": 1})
+        return Check("database", State.CRITICAL, f"{where} unreachable ({_db_error(exc)})", {"up": 0})
+    return Check("database", State.OK, f"database ok ({where})", {"up": 1})
 
 
 def check_broker(broker_url: str, timeout_s: float) -> Check:
@@ -172,8 +180,8 @@ def check_broker(broker_url: str, timeout_s: float) -> Check:
             with Connection(broker_url, connect_timeout=timeout_s) as conn:
                 conn.ensure_connection(max_retries=1, timeout=max(1, round(timeout_s)))
     except Exception as exc:  # each transport raises its own family; all mean "down"
-        return Check("broker", State.CRITICAL, f"unreachable ({_short_error(exc)})", {"up": 0})
-    return Check("broker", State.OK, "broker ok", {"up": 1})
+        return Check("broker", State.CRITICAL, f"{_where(broker_url)} unreachable ({_short_error(exc)})", {"up": 0})
+    return Check("broker", State.OK, f"broker ok ({_where(broker_url)})", {"up": 1})
 
 
 def check_mqtt(settings: Settings) -> Check:
@@ -185,7 +193,7 @@ def check_mqtt(settings: Settings) -> Check:
         return Check("mqtt", State.OK, "mqtt not checked")
     outcome = _mqtt_connect(settings)
     if outcome is None:
-        return Check("mqtt", State.OK, "mqtt ok", {"up": 1})
+        return Check("mqtt", State.OK, f"mqtt ok ({settings.mqtt_host}:{settings.mqtt_port})", {"up": 1})
     return Check("mqtt", State.CRITICAL, outcome, {"up": 0})
 
 

@@ -8,6 +8,11 @@ beside it. The distributed configuration sets ``GREENGRADER_DATABASE_URL``
 
 from __future__ import annotations
 
+import difflib
+import logging
+import os
+import secrets
+from collections.abc import Mapping
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -21,6 +26,12 @@ from greengrader.errors import ConfigError
 
 _URL_SCHEMES_DB = ("postgresql", "postgresql+psycopg2", "sqlite")
 _URL_SCHEMES_BROKER = ("redis", "rediss", "amqp", "pyamqp", "sqla+sqlite", "sqla+postgresql", "filesystem", "memory")
+
+
+log = logging.getLogger(__name__)
+MIN_PSEUDONYM_KEY_CHARS = 16
+# Keys that were ever published (the old built-in default).
+_PUBLIC_KEYS = frozenset({"greengrader-default-pseudonym-key"})
 
 
 def data_dir() -> Path:
@@ -65,7 +76,7 @@ class Settings(BaseSettings):
     max_compression_ratio: float = Field(default=200.0, gt=1)
     max_zip_entries: int = Field(default=10_000, ge=1)
     pseudonymise: bool = True
-    pseudonym_key: SecretStr = SecretStr("greengrader-default-pseudonym-key")
+    pseudonym_key: SecretStr | None = None
 
     # Scheduling and carbon
     cas_url: str | None = None
@@ -73,7 +84,7 @@ class Settings(BaseSettings):
     policy: str = "carbon-optimal"
     default_region: str = "us-west"
     regions_file: Path | None = None
-    carbon_source: str = "embedded"
+    carbon_source: str = "auto"
     carbon_data_dir: Path | None = None
     forecast: str = "persistence"
     max_delay_s: int = Field(default=0, ge=0)
@@ -191,6 +202,19 @@ class Settings(BaseSettings):
             raise ValueError(f"unsupported broker URL scheme (use one of {', '.join(_URL_SCHEMES_BROKER)})")
         return value
 
+    @field_validator("pseudonym_key")
+    @classmethod
+    def _check_pseudonym_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        secret = value.get_secret_value()
+        if "CHANGE_ME" in secret.upper() or secret in _PUBLIC_KEYS:
+            raise ValueError("still the placeholder from the example: set a secret (e.g. `openssl rand -hex 32`)")
+        if len(secret) < MIN_PSEUDONYM_KEY_CHARS:
+            raise ValueError(f"too short to resist a dictionary attack: use at least {MIN_PSEUDONYM_KEY_CHARS} "
+                             "random characters (e.g. `openssl rand -hex 32`)")
+        return value
+
     @property
     def embedded(self) -> bool:
         """True when no database server is configured (SQLite default)."""
@@ -220,14 +244,74 @@ class Settings(BaseSettings):
         return None
 
 
+    @property
+    def pseudonym_key_file(self) -> Path:
+        """Where the embedded default keeps its generated pseudonym key."""
+        return self.home / "pseudonym.key"
+
+    def pseudonym_secret(self) -> bytes:
+        """The HMAC key for pseudonyms.
+
+        There is no built-in key: a public one would let anyone recover names and emails
+        by hashing a list of candidates. The embedded default generates a random key once
+        (``<home>/pseudonym.key``, mode 0600); a deployment with a database server must
+        set ``GREENGRADER_PSEUDONYM_KEY``, the same on every bridge.
+        """
+        if self.pseudonym_key is not None:
+            return self.pseudonym_key.get_secret_value().encode()
+        if not self.embedded:
+            raise ConfigError(
+                "GREENGRADER_PSEUDONYM_KEY: not set, and pseudonymisation is on: set the same secret on every "
+                "bridge (e.g. `openssl rand -hex 32`), or GREENGRADER_PSEUDONYMISE=false"
+            )
+        return _embedded_key(self.pseudonym_key_file)
+
+
+def _embedded_key(path: Path) -> bytes:
+    try:
+        return path.read_bytes().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32).encode()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process created it first: use theirs
+        return path.read_bytes().strip()
+    with os.fdopen(fd, "wb") as out:
+        out.write(key)
+    return key
+
+
+# GREENGRADER_* variables that are not settings (read by the test suite and scripts).
+NON_SETTING_VARIABLES = frozenset({"GREENGRADER_SHARED_DIR"})
+NON_SETTING_PREFIXES = ("GREENGRADER_TEST_", "GREENGRADER_FAULTS_", "GREENGRADER_FUZZ_", "GREENGRADER_HYPOTHESIS_",
+                        "GREENGRADER_SCHEMATHESIS_", "GREENGRADER_K8S_TEST_")
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """One warning per ``GREENGRADER_*`` variable that no setting reads (a typo is silent otherwise)."""
+    known = {f"GREENGRADER_{name.upper()}" for name in Settings.model_fields}
+    out = []
+    for var in sorted(environ):
+        if not var.startswith("GREENGRADER_") or var in known or var in NON_SETTING_VARIABLES \
+                or var.startswith(NON_SETTING_PREFIXES):
+            continue
+        close = difflib.get_close_matches(var, known, n=1)
+        out.append(f"unknown variable {var} is ignored" + (f" (did you mean {close[0]}?)" if close else ""))
+    return out
+
+
 def load_settings(**overrides: object) -> Settings:
     """Build settings; a validation error becomes a one-line :class:`ConfigError`."""
+    for warning in unknown_variables(os.environ):
+        log.warning("greengrader: %s", warning)
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         first = exc.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else "?"
-        raise ConfigError(f"GREENGRADER_{field.upper()}: {first['msg']}") from None
+        raise ConfigError(f"GREENGRADER_{field.upper()}: {first['msg'].removeprefix('Value error, ')}") from None
 
 
 @lru_cache(maxsize=1)

@@ -29,6 +29,8 @@ REDIS_URL = os.environ.get(
     "GREENGRADER_TEST_REDIS_URL", f"redis://127.0.0.1:6379/{os.getpid() % 15 + 1}"
 )
 MQTT_HOST, MQTT_PORT = "127.0.0.1", 1883
+# Distributed settings need an explicit pseudonym key (there is no built-in one).
+TEST_PSEUDONYM_KEY = "test-only-pseudonym-key-0123456789"
 
 HOW_TO_START = {
     "postgres": "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
@@ -198,6 +200,7 @@ def env_settings(
     monkeypatch.setenv("GREENGRADER_HOME", str(home))
     monkeypatch.setenv("GREENGRADER_DATABASE_URL", database.url)
     monkeypatch.setenv("GREENGRADER_BROKER_URL", redis_url)
+    monkeypatch.setenv("GREENGRADER_PSEUDONYM_KEY", TEST_PSEUDONYM_KEY)
     get_settings.cache_clear()
     settings = get_settings()
     yield settings

@@ -2,7 +2,10 @@
 # Creates what the Mosquitto auth/TLS configuration (conf.d/10-auth-tls.conf) refers to:
 #   passwd        password file (mosquitto_passwd, PBKDF2-SHA512 hashes)
 #   acl           ACL: per-course topics, the bridge and the monitor account
-#   credentials/  one file per account holding its password (mode 600; hand these out)
+#   credentials/  one file per account holding its password (mode 600): the bridge's is what
+#                 GREENGRADER_MQTT_PASSWORD_FILE points at
+#   hook/<course> a mosquitto client options file per course (-u, -P, --cafile; mode 600): copy it
+#                 into the course's autograder as greengrader/credentials for the run_autograder hook
 #   certs/        a development CA and a server certificate (skip with --no-certs)
 #
 # Usage: deploy/mosquitto/setup.sh [-o DIR] [-n HOSTNAME]... [--chown UID:GID] [--no-certs] COURSE...
@@ -30,7 +33,7 @@ while [ "$#" -gt 0 ]; do
     -n) names+=("$2"); shift 2 ;;
     --chown) owner="$2"; shift 2 ;;
     --no-certs) certs=0; shift ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     -*) echo "setup.sh: unknown option $1" >&2; exit 2 ;;
     *) courses+=("$1"); shift ;;
   esac
@@ -47,7 +50,7 @@ for course in "${courses[@]}"; do
 done
 
 umask 077
-mkdir -p "$out/credentials"
+mkdir -p "$out/credentials" "$out/hook"
 
 password_for() {  # existing password, or a new random one saved for the operator
   local file="$out/credentials/$1"
@@ -116,6 +119,17 @@ if [ "$certs" = 1 ]; then
   cd - >/dev/null
 fi
 
+# The hook reads its credentials as a mosquitto options file (one option per line, via
+# XDG_CONFIG_HOME), so the password never reaches a command line or the autograder log.
+for course in "${courses[@]}"; do
+  {
+    echo "-u $course"
+    echo "-P $(password_for "$course")"
+    if [ "$certs" = 1 ]; then echo "--cafile /autograder/source/greengrader/ca.crt"; fi
+  } >"$out/hook/$course"
+  chmod 600 "$out/hook/$course"
+done
+
 if [ -n "$owner" ]; then
   chown "$owner" "$out/passwd" "$out/acl"
   [ "$certs" = 1 ] && chown "$owner" "$out/certs/server.key" "$out/certs/server.crt" "$out/certs/ca.crt"
@@ -123,3 +137,5 @@ fi
 echo "wrote $out/passwd and $out/acl for: ${accounts[*]}"
 [ "$certs" = 1 ] && echo "certificates in $out/certs (clients need ca.crt)"
 echo "passwords in $out/credentials/ (mode 600)"
+echo "hook credentials in $out/hook/<course>: copy each into its autograder as greengrader/credentials" \
+  "(with certs/ca.crt as greengrader/ca.crt); the hook needs zip and mosquitto-clients (see docs/operations.md)"

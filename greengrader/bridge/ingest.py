@@ -46,7 +46,7 @@ def prepare(settings: Settings, data: bytes, topic: str | None = None) -> Prepar
         return Rejected("internal_error", type(exc).__name__, data, sha256_hex(data), topic)
     if not settings.pseudonymise:
         return Accepted(parsed, data, parsed.metadata, parsed.users, topic)
-    key = settings.pseudonym_key.get_secret_value().encode()
+    key = settings.pseudonym_secret()
     metadata = pseudonymise_metadata(parsed.metadata, key)
     stored = pseudonymise_payload(data, parsed.metadata_path, metadata, entries)
     return Accepted(parsed, stored, metadata, pseudonymise_users(parsed.users, key), topic)

@@ -24,6 +24,7 @@ import json
 import logging
 import queue
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -142,6 +143,7 @@ class Bridge:
         client.max_queued_messages_set(0)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_connect_fail = self._on_connect_fail
         client.on_message = self._on_message
         return client
 
@@ -170,6 +172,13 @@ class Bridge:
             )
         except Exception:
             log.exception("error in on_connect")
+
+    def _on_connect_fail(self, _client: mqtt.Client, _userdata: Any) -> None:
+        # paho calls this from inside its `except OSError`, without the error: fetch it,
+        # so a wrong host or port is visible at once, not after minutes of silence.
+        exc = sys.exc_info()[1]
+        log.warning("MQTT connection to %s:%s failed (%s); retrying with backoff", self.settings.mqtt_host,
+                    self.settings.mqtt_port, exc or "no reason given")
 
     def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any) -> None:
         self._connected.clear()

@@ -53,8 +53,31 @@ def _build_one(name: str, settings: Settings) -> CarbonProvider:
     return provider
 
 
+AUTO = "auto"
+
+
+def resolve_auto(settings: Settings) -> str:
+    """What ``auto`` means here: imported data sets first when there are any, else embedded."""
+    from greengrader.carbon.store import CarbonStore
+    from greengrader.errors import CarbonDataError
+
+    store = CarbonStore(settings.home, settings.carbon_data_dir, factor=settings.carbon_emission_factor)
+    try:
+        has_data = bool(store.files())
+    except CarbonDataError:
+        has_data = True  # a broken manifest should be reported by the dataset provider, not hidden
+    return "dataset,embedded" if has_data else "embedded"
+
+
 def get_provider(name_or_dotted_path: str, settings: Settings) -> CarbonProvider:
-    """Build the provider (or fallback chain) named by ``name_or_dotted_path``."""
+    """Build the provider (or fallback chain) named by ``name_or_dotted_path``.
+
+    ``auto`` (the default) uses the data sets imported with ``greengrader carbon import``
+    (or found under ``GREENGRADER_CARBON_DATA_DIR``) when there are any, falling back to
+    the embedded data for zones they do not cover.
+    """
+    if name_or_dotted_path.strip() == AUTO:
+        name_or_dotted_path = resolve_auto(settings)
     names = [n.strip() for n in name_or_dotted_path.split(",") if n.strip()]
     if not names:
         raise ConfigError("GREENGRADER_CARBON_SOURCE: empty provider name")

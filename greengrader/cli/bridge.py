@@ -3,27 +3,31 @@
 from __future__ import annotations
 
 import logging
+import re
 import signal
 from importlib import resources
 from pathlib import Path
 from types import FrameType
 
 import click
-from rich.console import Console
-from rich.table import Table
 from sqlalchemy import select
 
-from greengrader.cli.common import cli_context
+from greengrader.cli.common import cli_context, emit_rows, json_option, resolve_submission
+from greengrader.errors import ConfigError
+from greengrader.models.status import Status
 
 
 @click.command("bridge")
-@click.option("--metrics-port", type=int, default=None, help="Expose Prometheus metrics on this port.")
+@click.option("--metrics-port", type=click.IntRange(1, 65535), default=None,
+              help="Expose Prometheus metrics on this port.")
 def bridge_cmd(metrics_port: int | None) -> None:
     """Run the MQTT ingestion bridge until SIGTERM/SIGINT."""
     from greengrader.bridge.mqtt import Bridge
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ctx = cli_context()
+    if ctx.settings.pseudonymise:
+        ctx.settings.pseudonym_secret()  # fail at start, not on the first payload
     if metrics_port:
         from greengrader.metrics import serve_metrics
 
@@ -90,17 +94,20 @@ def import_gradescope_cmd(
 @click.argument("submission_id", type=int)
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 def export_cmd(submission_id: int, directory: Path) -> None:
-    """Write a stored submission's payload back to DIRECTORY (for debugging)."""
+    """Write a stored submission's payload (SUBMISSION_ID or Gradescope id) back to DIRECTORY."""
     from greengrader.bridge.export import export_submission
 
-    written = export_submission(cli_context(), submission_id, directory)
+    ctx = cli_context()
+    written = export_submission(ctx, resolve_submission(ctx, submission_id), directory)
     click.echo(f"wrote {written} files to {directory}")
 
 
 @click.command("submissions")
-@click.option("--status", default=None, help="Only this status (received, scheduled, ..., graded).")
-@click.option("--limit", default=50, show_default=True)
-def submissions_cmd(status: str | None, limit: int) -> None:
+@click.option("--status", type=click.Choice([s.value for s in Status]), default=None,
+              help="Only submissions in this status.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1))
+@json_option
+def submissions_cmd(status: str | None, limit: int, as_json: bool) -> None:
     """List stored submissions, newest first."""
     from greengrader.models import Assignment, Submission
 
@@ -113,32 +120,50 @@ def submissions_cmd(status: str | None, limit: int) -> None:
     )
     if status:
         query = query.where(Submission.status == status)
-    table = Table("id", "gradescope id", "assignment", "status", "score (Gradescope)", "region", "received")
     with ctx.db.session() as session:
-        for sub, assignment in session.execute(query):
-            table.add_row(
-                str(sub.id), str(sub.gradescope_id), str(assignment), sub.status,
-                "" if sub.gradescope_score is None else f"{sub.gradescope_score:g}",
-                sub.region or "", sub.received_at.strftime("%Y-%m-%d %H:%M:%S"),
-            )
-    Console(width=160).print(table)
+        rows = [
+            {"id": sub.id, "gradescope_id": sub.gradescope_id, "assignment": assignment, "status": sub.status,
+             "gradescope_score": sub.gradescope_score, "region": sub.region,
+             "received_at": sub.received_at.strftime("%Y-%m-%d %H:%M:%S")}
+            for sub, assignment in session.execute(query)
+        ]
+    emit_rows(rows, {"id": "id", "gradescope_id": "gradescope id", "assignment": "assignment", "status": "status",
+                     "gradescope_score": "score (Gradescope)", "region": "region", "received_at": "received"},
+              as_json)
 
 
 @click.command("snippet")
 @click.option("--host", required=True, help="MQTT broker host the hook publishes to.")
 @click.option("--topic", default="submissions", show_default=True, help="submissions or submissions/<course>.")
-@click.option("--port", default=8883, show_default=True)
-@click.option("--wait", default=10, show_default=True, help="Seconds to wait for the receipt (0: never).")
+@click.option("--port", default=8883, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--wait", default=10, show_default=True, type=click.IntRange(0, 600),
+              help="Seconds to wait for the receipt (0: never).")
 def snippet_cmd(host: str, topic: str, port: int, wait: int) -> None:
     """Print the lines to append to a course's run_autograder."""
     from greengrader.settings import get_settings
 
-    click.echo(render_snippet(host, topic, port, wait, get_settings().max_payload_bytes), nl=False)
+    settings = get_settings()
+    click.echo(render_snippet(host, topic, port, wait, settings.max_payload_bytes,
+                              receipts=settings.mqtt_receipt_topic), nl=False)
 
 
-def render_snippet(host: str, topic: str, port: int, wait: int, max_bytes: int) -> str:
+# What may be pasted into the shell script: no quotes, spaces, $, ; or MQTT wildcards.
+_HOST = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.:-]{0,252})$")
+_TOPIC = re.compile(r"^[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*$")
+
+
+def render_snippet(host: str, topic: str, port: int, wait: int, max_bytes: int, *,
+                   receipts: str = "receipts") -> str:
+    """The hook with its values filled in; a value the shell could misread is a ConfigError."""
+    if not _HOST.match(host):
+        raise ConfigError(f"snippet: --host {host!r} is not a host name or address")
+    for name, value in (("--topic", topic), ("receipt topic (GREENGRADER_MQTT_RECEIPT_TOPIC)", receipts)):
+        if not _TOPIC.match(value):
+            raise ConfigError(f"snippet: {name} {value!r} must be plain topic levels (letters, digits, _ . -)")
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"snippet: --port {port} is not a TCP port (1-65535)")
     template = (resources.files("greengrader") / "data" / "hook.sh").read_text()
-    for key, value in {"__HOST__": host, "__TOPIC__": topic, "__PORT__": str(port),
+    for key, value in {"__HOST__": host, "__TOPIC__": topic, "__PORT__": str(port), "__RECEIPTS__": receipts,
                        "__WAIT__": str(wait), "__MAX__": str(max_bytes)}.items():
         template = template.replace(key, value)
     return template

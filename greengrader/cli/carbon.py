@@ -18,6 +18,7 @@ from greengrader.carbon.fallback import FallbackProvider
 from greengrader.carbon.forecast import METHODS, mape
 from greengrader.carbon.regions import load_regions
 from greengrader.carbon.store import CarbonStore
+from greengrader.cli.common import emit_rows, json_option
 from greengrader.errors import CarbonDataError
 from greengrader.settings import Settings, get_settings
 
@@ -26,10 +27,14 @@ def _store(settings: Settings) -> CarbonStore:
     return CarbonStore(settings.home, settings.carbon_data_dir, factor=settings.carbon_emission_factor)
 
 
-def _when(text: str | None) -> datetime | None:
+def _when(text: str | None, option: str = "time") -> datetime | None:
     if text is None:
         return None
-    t = datetime.fromisoformat(text)
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not an ISO 8601 time (e.g. 2024-12-01 or 2024-12-01T13:00Z)",
+                                 param_hint=option) from None
     return as_utc(t if t.tzinfo else t.replace(tzinfo=UTC))
 
 
@@ -96,8 +101,8 @@ def show_cmd(zone: str, start: str | None, end: str | None, source: str | None, 
     settings = get_settings()
     provider = get_provider(source or settings.carbon_source, settings)
     ds = _dataset(provider)
-    t1 = _when(end) or _now(ds, zone)
-    t0 = _when(start) or t1 - timedelta(days=1)
+    t1 = _when(end, "--to") or _now(ds, zone)
+    t0 = _when(start, "--from") or t1 - timedelta(days=1)
     series = provider.series(zone, t0, t1)
     click.echo(f"# {zone} {series.signal} gCO2eq/kWh from {series.source}{' (forecast)' if series.forecast else ''}")
     for note in series.notes:
@@ -152,25 +157,36 @@ def _now(ds: DatasetProvider | None, zone: str) -> datetime:
 @click.command("regions")
 @click.option("--source", default=None, help="Provider name or chain (default GREENGRADER_CARBON_SOURCE).")
 @click.option("--at", "at", default=None, help="Time to show (ISO 8601); default now (data-set 'now').")
-def regions_cmd(source: str | None, at: str | None) -> None:
+@json_option
+def regions_cmd(source: str | None, at: str | None, as_json: bool) -> None:
     """List the configured regions with their current carbon intensity."""
     settings = get_settings()
     registry = load_regions(settings.regions_file)
     provider = get_provider(source or settings.carbon_source, settings)
     ds = _dataset(provider)
-    table = Table("region", "zone", "queue", "lat", "lon", "slots", "gCO2eq/kWh", "at (UTC)", "source")
+    rows: list[dict[str, object]] = []
+    kinds: set[str] = set()
+    when = _when(at, "--at")
     for r in registry:
-        when = _when(at)
         try:
-            if when is None:
-                when = _now(ds, r.zone)
-            s = provider.series(r.zone, when, when + timedelta(seconds=1))
-            value, src, shown = f"{s.at(when):.0f}", s.source, f"{when:%Y-%m-%d %H:%M}"
+            shown_at = when or _now(ds, r.zone)
+            s = provider.series(r.zone, shown_at, shown_at + timedelta(seconds=1))
+            kind = "annual average" if s.source.startswith("embedded") else "hourly"
+            kinds.add(kind)
+            value: float | None = round(s.at(shown_at), 1)
+            src, shown = s.source, f"{shown_at:%Y-%m-%d %H:%M}"
         except CarbonDataError as exc:
-            value, src, shown = "-", f"unavailable: {exc}"[:60], "-"
-        table.add_row(r.name + ("" if r.enabled else " (disabled)"), r.zone, r.queue_name, f"{r.lat:.2f}",
-                      f"{r.lon:.2f}", str(r.capacity), value, shown, src)
-    Console(width=200).print(table)
+            value, kind, src, shown = None, None, f"unavailable: {exc}"[:60], None
+        rows.append({"region": r.name + ("" if r.enabled else " (disabled)"), "zone": r.zone, "queue": r.queue_name,
+                     "lat": round(r.lat, 2), "lon": round(r.lon, 2), "slots": r.capacity, "intensity": value,
+                     "kind": kind, "at": shown, "source": src})
+    emit_rows(rows, {"region": "region", "zone": "zone", "queue": "queue", "lat": "lat", "lon": "lon",
+                     "slots": "slots", "intensity": "gCO2eq/kWh", "kind": "kind", "at": "at (UTC)",
+                     "source": "source"}, as_json)
+    if len(kinds) > 1 and not as_json:
+        click.echo("note: some regions show hourly values and others annual averages (no hourly data for "
+                   "their zone): the two are not comparable hour by hour. Import hourly data for every zone "
+                   "with `greengrader carbon import`.")
 
 
 def register(group: click.Group) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from greengrader.cli.common import confirm_destructive, yes_option
 from greengrader.db import get_database
 from greengrader.settings import get_settings
 
@@ -22,10 +23,18 @@ def upgrade(revision: str) -> None:
 
 
 @db_group.command("downgrade")
-@click.argument("revision", default="base")
-def downgrade(revision: str) -> None:
-    """Migrate the database down to REVISION (default: base, i.e. drop everything)."""
-    get_database(get_settings()).downgrade(revision)
+@click.argument("revision")
+@yes_option
+def downgrade(revision: str, yes: bool) -> None:
+    """Migrate the database down to REVISION (e.g. -1, or base: drop every table).
+
+    Dropped tables lose their data, so this asks first (default no) unless --yes is given.
+    """
+    db = get_database(get_settings())
+    confirm_destructive(
+        f"Downgrade {db.url} to {revision!r}? Tables dropped on the way lose their data.", yes
+    )
+    db.downgrade(revision)
     click.echo(f"database at {revision}")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import click
@@ -9,7 +11,9 @@ from rich.console import Console
 from rich.table import Table
 
 from greengrader.cli.common import cli_context
-from greengrader.demo import DOCKER_HOWTO, DemoRow, docker_problem, run_demo
+from greengrader.demo import DemoRow, demo_environment, docker_problem, run_demo
+from greengrader.errors import ConfigError
+from greengrader.settings import get_settings
 
 
 def _num(value: float | None, fmt: str) -> str:
@@ -30,6 +34,20 @@ def _table(rows: list[DemoRow]) -> Table:
     return table
 
 
+def _isolate(database: str) -> Path:
+    """Switch this process to the demo's own environment; returns the real home."""
+    if "greengrader.celery_app" in sys.modules:
+        # Celery reads its broker from the settings once, at import: too late to isolate.
+        raise ConfigError("demo: run it as its own command (`greengrader demo`), not after other tasks")
+    settings = get_settings()
+    env = demo_environment(settings, database, os.environ)
+    for key in [k for k in os.environ if k.startswith("GREENGRADER_")]:
+        del os.environ[key]
+    os.environ.update(env)
+    get_settings.cache_clear()
+    return settings.home
+
+
 @click.command("demo")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="where to write the report (default: <home>/demo-report)")
@@ -37,18 +55,25 @@ def _table(rows: list[DemoRow]) -> Table:
               help="give up waiting for grades after this many seconds")
 @click.option("--grade-timeout", type=int, default=20, show_default=True,
               help="per-submission time limit for the demo (the examples include an infinite loop)")
-def demo_cmd(out_dir: Path | None, timeout_s: float, grade_timeout: int) -> None:
-    """Run the whole pipeline on the shipped examples (embedded default: no servers)."""
+@click.option("--database", type=click.Choice(["isolated", "configured"]), default="isolated", show_default=True,
+              help="isolated: a SQLite database of the demo's own under <home>/demo, fresh on every run; "
+                   "configured: GREENGRADER_DATABASE_URL (earlier demo rows are reused, never duplicated)")
+def demo_cmd(out_dir: Path | None, timeout_s: float, grade_timeout: int, database: str) -> None:
+    """Run the whole pipeline on the shipped examples (no servers; never touches other work)."""
     # Wide enough for the table even when stdout is not a terminal.
-    console = Console(width=max(Console().width, 130))
+    console = Console(width=max(Console().width, 160))
+    real_home = _isolate(database)
     ctx = cli_context()
     settings = ctx.settings
     ctx.settings = settings.model_copy(update={"grade_timeout_s": min(grade_timeout, settings.grade_timeout_s)})
     problem = docker_problem(settings.base_image) if settings.executor == "docker" else None
     if problem:
-        console.print(f"[yellow]{problem}[/]")
-    where = "embedded SQLite" if settings.embedded else "configured database"
-    console.print(f"database: {where} ({ctx.db.url}); carbon: {settings.carbon_source}; policy: {settings.policy}")
+        console.print(f"[yellow]{problem.message}[/]")
+    from greengrader.db import safe_url
+
+    where = "the demo's own SQLite database" if database == "isolated" else "the configured database"
+    console.print(f"database: {where} ({safe_url(ctx.db.url)}); broker: the demo's own; "
+                  f"carbon: {settings.carbon_source}; policy: {settings.policy}")
     with console.status("ingesting, scheduling and grading the examples...") as status:
         rows = run_demo(
             ctx, grade=problem is None, timeout_s=timeout_s,
@@ -56,12 +81,12 @@ def demo_cmd(out_dir: Path | None, timeout_s: float, grade_timeout: int) -> None
         )
     console.print(_table(rows))
     if problem:
-        console.print(DOCKER_HOWTO)
-        return
+        console.print(problem.howto)
+        raise SystemExit(1)
     from greengrader.reports import ReportData, build_report
     from greengrader.reports.database import collect
 
-    report = build_report(ReportData(database=collect(ctx.db, "UTC")), out_dir or settings.home / "demo-report")
+    report = build_report(ReportData(database=collect(ctx.db, "UTC")), out_dir or real_home / "demo-report")
     console.print(f"report: {report.html_path}")
 
 

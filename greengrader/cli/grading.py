@@ -12,11 +12,18 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
-from greengrader.cli.common import cli_context
+from greengrader.cli.common import (
+    cli_context,
+    confirm_destructive,
+    emit_rows,
+    json_option,
+    resolve_submission,
+    yes_option,
+)
 from greengrader.errors import ImageBuildError, NotFound
 from greengrader.executors import Limits, get_executor
 from greengrader.images import ImageBuilder
-from greengrader.models import Assignment, Result, Status, Submission
+from greengrader.models import Assignment, Result, Status, Submission, SubmissionPayload
 from greengrader.results import agrees
 from greengrader.settings import get_settings
 
@@ -44,7 +51,8 @@ def images_build(assignment_id: int | None, payload_path: Path | None) -> None:
     ctx = cli_context()
     with ctx.db.session() as session:
         sub = session.scalars(
-            select(Submission).where(Submission.assignment_id == assignment_id).order_by(Submission.id.desc())
+            select(Submission).join(SubmissionPayload, SubmissionPayload.submission_id == Submission.id)
+            .where(Submission.assignment_id == assignment_id).order_by(Submission.id.desc())
         ).first()
         if sub is None:
             raise NotFound(f"no stored submission of assignment {assignment_id} carries its autograder")
@@ -77,12 +85,13 @@ def _set_build(ctx: Any, assignment_id: int, status: str, tag: str | None, log: 
 
 
 @images_group.command("list")
-def images_list() -> None:
+@json_option
+def images_list(as_json: bool) -> None:
     """Assignment images on this Docker host."""
-    table = Table("tag", "id", "assignment", "size MB", "created")
-    for row in ImageBuilder(get_settings()).list_images():
-        table.add_row(", ".join(row["tags"]), row["id"], row["assignment"], str(row["size_mb"]), row["created"][:19])
-    Console().print(table)
+    rows = [{**row, "tags": ", ".join(row["tags"]), "created": row["created"][:19]}
+            for row in ImageBuilder(get_settings()).list_images()]
+    emit_rows(rows, {"tags": "tag", "id": "id", "assignment": "assignment", "size_mb": "size MB",
+                     "created": "created"}, as_json)
 
 
 @images_group.command("prune")
@@ -102,10 +111,11 @@ def images_prune(prune_all: bool) -> None:
 @click.argument("submission_id", type=int)
 @click.option("--here", is_flag=True, help="Grade in this process now instead of through the scheduler.")
 def regrade(submission_id: int, here: bool) -> None:
-    """Grade SUBMISSION_ID again (its Result is replaced)."""
+    """Grade SUBMISSION_ID (or Gradescope id) again (its Result is replaced)."""
     from greengrader.grading import grade_submission
 
     ctx = cli_context()
+    submission_id = resolve_submission(ctx, submission_id)
     with ctx.db.transaction() as session:
         sub = session.get(Submission, submission_id, with_for_update=True)
         if sub is None:
@@ -160,43 +170,51 @@ def run_local(payload: Path, timeout_s: float | None, strict: bool | None, as_js
         f"agrees: {summary['agrees']}) in {ex.runtime_s:.2f} s — {ex.message}"
     )
     if ex.stdout.strip():
-        console.print("[dim]output:[/dim]\n" + ex.stdout[-2000:], markup=False)
+        console.print("[dim]output:[/dim]")
+        console.print(ex.stdout[-2000:], markup=False, highlight=False)
 
 
 @click.command("results")
 @click.option("--disagreements", is_flag=True, help="Only results whose score differs from Gradescope's.")
-@click.option("--limit", default=50, show_default=True)
-def results_cmd(disagreements: bool, limit: int) -> None:
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1))
+@json_option
+def results_cmd(disagreements: bool, limit: int, as_json: bool) -> None:
     """Stored grading results, newest first."""
     ctx = cli_context()
     query = select(Result, Submission).join(Submission, Result.submission_id == Submission.id)
     if disagreements:
         query = query.where(Result.agrees.is_(False))
     query = query.order_by(Result.id.desc()).limit(limit)
-    table = Table("submission", "gradescope id", "region", "outcome", "score", "gradescope", "agrees",
-                  "runtime s", "turnaround s", "gCO2")
     with ctx.db.session() as session:
-        for result, sub in session.execute(query).all():
-            table.add_row(
-                str(sub.id), str(sub.gradescope_id), result.region or "", result.outcome,
-                _fmt(result.score), _fmt(sub.gradescope_score), str(result.agrees),
-                _fmt(result.runtime_s), _fmt(result.turnaround_s), _fmt(result.carbon_g, 4),
-            )
-    Console().print(table)
-
-
-def _fmt(value: float | None, digits: int = 2) -> str:
-    return "" if value is None else f"{value:.{digits}f}"
+        rows = [
+            {"submission": sub.id, "gradescope_id": sub.gradescope_id, "region": result.region,
+             "outcome": result.outcome, "score": result.score, "gradescope_score": sub.gradescope_score,
+             "agrees": result.agrees, "runtime_s": result.runtime_s, "turnaround_s": result.turnaround_s,
+             "carbon_g": result.carbon_g}
+            for result, sub in session.execute(query).all()
+        ]
+    emit_rows(rows, {"submission": "submission", "gradescope_id": "gradescope id", "region": "region",
+                     "outcome": "outcome", "score": "score", "gradescope_score": "gradescope", "agrees": "agrees",
+                     "runtime_s": "runtime s", "turnaround_s": "turnaround s", "carbon_g": "gCO2"}, as_json)
 
 
 @click.command("janitor")
-@click.option("--everything", is_flag=True, help="Remove every grading container, also other workers' running ones.")
-def janitor(everything: bool) -> None:
+@click.option("--all", "everything", is_flag=True,
+              help="Remove every grading container on this daemon, also other workers' running ones "
+                   "(asks first unless --yes).")
+@click.option("--everything", "everything", is_flag=True, hidden=True)
+@yes_option
+def janitor(everything: bool, yes: bool) -> None:
     """Remove leftover grading containers and volumes (after a crash)."""
     from greengrader.executors.docker import DockerExecutor
 
-    executor = get_executor(get_settings().executor, get_settings())
-    removed = executor.janitor(everything=True) if everything and isinstance(executor, DockerExecutor) else executor.janitor()
+    settings = get_settings()
+    executor = get_executor(settings.executor, settings)
+    if everything and isinstance(executor, DockerExecutor):
+        confirm_destructive("Remove EVERY grading container, including jobs running right now?", yes)
+        removed = executor.janitor(everything=True)
+    else:
+        removed = executor.janitor()
     click.echo(f"removed {removed} leftover(s)")
 
 

@@ -43,7 +43,7 @@ def metrics_group() -> None:
 
 @metrics_group.command("serve")
 @click.option("--addr", default=None, help="Bind address (default GREENGRADER_METRICS_ADDR).")
-@click.option("--port", type=int, default=None, help="Port (default GREENGRADER_METRICS_PORT).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port (default GREENGRADER_METRICS_PORT).")
 def serve(addr: str | None, port: int | None) -> None:
     """Serve /metrics; basic auth when GREENGRADER_METRICS_USERNAME/PASSWORD are set."""
     from greengrader.context import Context

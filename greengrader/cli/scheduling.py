@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
-from greengrader.cli.common import cli_context
-from greengrader.errors import GreengraderError, NotFound
+from greengrader.cli.common import cli_context, resolve_submission, resolve_submissions
+from greengrader.errors import ConfigError, GreengraderError, NotFound
 from greengrader.models import Decision, Status, Submission
 
 
@@ -20,7 +20,7 @@ from greengrader.models import Decision, Status, Submission
 @click.option("--now", "force", is_flag=True, help="Also release delayed (scheduled) ones now, ignoring their start time.")
 @click.option("--limit", default=1000, show_default=True, help="At most this many when no ids are given.")
 def dispatch(submission_ids: tuple[int, ...], force: bool, limit: int) -> None:
-    """Schedule pending work now: every `received` submission, or the given ones.
+    """Schedule pending work now: every `received` submission, or the given ones (id or Gradescope id).
 
     Due `scheduled` submissions are released to their region queue too (with --now, the
     delayed ones as well).
@@ -29,7 +29,7 @@ def dispatch(submission_ids: tuple[int, ...], force: bool, limit: int) -> None:
     from greengrader.scheduling.sweep import release_due
 
     ctx = cli_context()
-    ids = list(submission_ids)
+    ids = resolve_submissions(ctx, submission_ids)
     with ctx.db.session() as session:
         if ids:
             known = set(session.scalars(select(Submission.id).where(Submission.id.in_(ids))))
@@ -74,8 +74,9 @@ def dispatch(submission_ids: tuple[int, ...], force: bool, limit: int) -> None:
 @click.argument("submission_id", type=int)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def explain(submission_id: int, as_json: bool) -> None:
-    """Show the scheduling decision for SUBMISSION_ID: candidates, intensities, choice, why."""
+    """Show the scheduling decision for SUBMISSION_ID (or Gradescope id): candidates, intensities, choice, why."""
     ctx = cli_context()
+    submission_id = resolve_submission(ctx, submission_id)
     with ctx.db.session() as session:
         sub = session.get(Submission, submission_id)
         if sub is None:
@@ -139,8 +140,22 @@ def cas_serve(host: str, port: int, workers: int) -> None:
     from greengrader.context import Context
     from greengrader.scheduling.cas_service import serve
 
-    click.echo(f"CAS listening on http://{host}:{port}/carbon-aware-scheduler/", err=True)
+    _check_bindable(host, port)
+    click.echo(f"CAS listening on http://{host}:{port}/carbon-aware-scheduler/ (health: /healthz)", err=True)
     serve(Context.from_settings(), host, port, workers)
+
+
+def _check_bindable(host: str, port: int) -> None:
+    """Fail with one line before announcing anything when the address is taken."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        with socket.socket(infos[0][0], socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(infos[0][4])
+    except OSError as exc:
+        raise ConfigError(f"cas serve: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def register(group: click.Group) -> None:

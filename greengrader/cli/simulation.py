@@ -3,28 +3,24 @@
 from __future__ import annotations
 
 import json
-import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import click
 
+from greengrader.cli.common import Duration
 from greengrader.errors import ConfigError, GreengraderError
-
-
-def _hours(text: str) -> float:
-    """``24h``, ``90m``, ``3600s`` or a plain number of hours -> seconds."""
-    m = re.fullmatch(r"\s*([0-9.]+)\s*([hms]?)\s*", text)
-    if not m:
-        raise click.BadParameter(f"{text!r} is not a duration (e.g. 24h, 90m, 3600s)")
-    return float(m.group(1)) * {"h": 3600, "": 3600, "m": 60, "s": 1}[m.group(2)]
+from greengrader.scheduling.policies import POLICIES
 
 
 def _when(text: str | None) -> datetime | None:
     if not text:
         return None
-    t = datetime.fromisoformat(text)
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not an ISO 8601 time (e.g. 2024-12-01 or 2024-12-01T13:00)") from None
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
@@ -110,10 +106,12 @@ def _print_table(doc: dict[str, Any]) -> None:
 @click.option("--trace", "trace_kind", default="model", show_default=True,
               help="model | db | PATH.csv (columns timestamp, assignment, runtime[, deadline])")
 @click.option("--regions", default=None, help="comma-separated region names or zones (default: the registry's)")
-@click.option("--from", "start", default=None, help="period start (ISO; naive = UTC)")
-@click.option("--to", "end", default=None, help="period end (ISO; naive = UTC)")
-@click.option("--policies", default=None, help="comma-separated policies (default: all)")
-@click.option("--slack", default="0h", show_default=True, help="max delay per job, e.g. 24h")
+@click.option("--from", "start", default=None, help="period start (ISO 8601, e.g. 2024-12-01; naive = UTC)")
+@click.option("--to", "end", default=None, help="period end (ISO 8601, e.g. 2024-12-08; naive = UTC)")
+@click.option("--policies", default=None,
+              help=f"comma-separated policies, of: {', '.join(sorted(POLICIES))} (default: all)")
+@click.option("--slack", type=Duration(), default="0h", show_default=True,
+              help="max delay per job, with a unit: 90m, 24h, 2d (a bare number is refused: seconds or hours?)")
 @click.option("--count", default=134, show_default=True, help="submissions (model trace)")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--forecasts", default="oracle,persistence,seasonal-day", show_default=True)
@@ -129,7 +127,7 @@ def _print_table(doc: dict[str, Any]) -> None:
 @click.option("--save", type=click.Path(path_type=Path, dir_okay=False), default=None, help="also write the JSON here")
 def simulate_cmd(
     trace_kind: str, regions: str | None, start: str | None, end: str | None, policies: str | None,
-    slack: str, count: int, seed: int, forecasts: str, capacity: float | None, static_region: str | None,
+    slack: timedelta, count: int, seed: int, forecasts: str, capacity: float | None, static_region: str | None,
     tz: str, watts: float, carbon_source: str, carbon_dir: Path | None, experiment: str | None,
     as_json: bool, save: Path | None,
 ) -> None:
@@ -150,7 +148,7 @@ def simulate_cmd(
     t0, t1 = _when(start), _when(end)
     trace = _trace(trace_kind, t0, t1, count, seed, tz)
     zones = _zones(regions)
-    slack_s = _hours(slack)
+    slack_s = slack.total_seconds()
     grid = CarbonGrid.load(provider, zones, trace.start - timedelta(hours=1),
                            trace.end + timedelta(seconds=slack_s + 2 * 3600 + float(trace.runtime_s.max())))
     config = SimulationConfig(
@@ -185,8 +183,8 @@ def _emit(doc: dict[str, Any], as_json: bool, save: Path | None, human: Any) -> 
 @click.option("--simulation", "sim_path", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               default=None, help="a JSON file written by `simulate --save` or `--json`")
 @click.option("--db/--no-db", "use_db", default=True, show_default=True, help="include real runs from the database")
-@click.option("--from", "start", default=None)
-@click.option("--to", "end", default=None)
+@click.option("--from", "start", default=None, help="only runs received from this time (ISO 8601; naive = UTC)")
+@click.option("--to", "end", default=None, help="only runs received before this time (ISO 8601; naive = UTC)")
 @click.option("--tz", default="America/Los_Angeles", show_default=True)
 def report_cmd(out_dir: Path, sim_path: Path | None, use_db: bool, start: str | None, end: str | None, tz: str) -> None:
     """Figures (PNG) and one self-contained HTML page from the database and/or a simulation."""

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import click
 
-from greengrader.cli.common import cli_context
+from greengrader.cli.common import cli_context, emit_rows, json_option
 from greengrader.settings import get_settings
 
 
@@ -17,25 +17,25 @@ def workers_group() -> None:
 
 @workers_group.command("list")
 @click.option("--stale-after", default=90.0, show_default=True, help="Seconds without a heartbeat before a worker counts as gone.")
-def list_cmd(stale_after: float) -> None:
+@json_option
+def list_cmd(stale_after: float, as_json: bool) -> None:
     """Registered workers, most recently seen first."""
-    from rich.console import Console
-    from rich.table import Table
-
     from greengrader.workers import list_workers
 
     ctx = cli_context()
     now = ctx.now()
-    table = Table("hostname", "region", "cpu", "cores", "memory", "source", "last seen", "alive")
+    rows = []
     for worker in list_workers(ctx):
         age = now - worker.last_heartbeat
-        memory = f"{worker.memory_bytes / 2**30:.1f} GiB" if worker.memory_bytes else "?"
-        table.add_row(
-            worker.hostname, worker.region or "-", worker.cpu_model or "?", str(worker.cores or "?"),
-            memory, worker.source, f"{age.total_seconds():.0f} s ago",
-            "yes" if age <= timedelta(seconds=stale_after) else "no",
-        )
-    Console().print(table)
+        rows.append({
+            "hostname": worker.hostname, "region": worker.region, "cpu": worker.cpu_model, "cores": worker.cores,
+            "memory": f"{worker.memory_bytes / 2**30:.1f} GiB" if worker.memory_bytes else None,
+            "source": worker.source, "last_seen_s": round(age.total_seconds()),
+            "alive": age <= timedelta(seconds=stale_after),
+        })
+    emit_rows(rows, {"hostname": "hostname", "region": "region", "cpu": "cpu", "cores": "cores",
+                     "memory": "memory", "source": "source", "last_seen_s": "last seen s ago",
+                     "alive": "alive"}, as_json)
 
 
 @click.group("k8s")

@@ -7,6 +7,7 @@
   set +e
   GG_HOST="${GG_HOST:-__HOST__}"
   GG_PORT="${GG_PORT:-__PORT__}"
+  GG_RECEIPTS="${GG_RECEIPTS:-__RECEIPTS__}"   # the bridge's GREENGRADER_MQTT_RECEIPT_TOPIC
   GG_TOPIC="${GG_TOPIC:-__TOPIC__}"
   # A mosquitto client options file (-u USER / -P PASSWORD / --cafile ...), owned by root
   # with mode 600 so student code running as another user cannot read it. It is read via
@@ -41,7 +42,7 @@
     case "$GG_TOPIC" in */*) course="${GG_TOPIC#*/}" ;; *) course=default ;; esac
     if [ -n "$sid" ]; then
       timeout "$((GG_WAIT + 5))" mosquitto_sub -h "$GG_HOST" -p "$GG_PORT" -q 1 -C 1 -W "$GG_WAIT" \
-        -t "receipts/$course/$sid" > "$work/receipt" 2>/dev/null &
+        -t "$GG_RECEIPTS/$course/$sid" > "$work/receipt" 2>/dev/null &
       waiter=$!
       sleep 0.5
     fi
@@ -50,7 +51,11 @@
     -f "$work/gradescope_data.zip" || echo "greengrader: publish failed (ignored)" >&2
   if [ -n "$waiter" ]; then
     wait "$waiter"
-    echo "greengrader: receipt $(cat "$work/receipt" 2>/dev/null || echo none)" >&2
+    if [ -s "$work/receipt" ]; then
+      echo "greengrader: receipt $(cat "$work/receipt")" >&2
+    else
+      echo "greengrader: no receipt within ${GG_WAIT}s (the submission may still arrive; see greengrader submissions)" >&2
+    fi
   fi
 ) || true
 # ---- end GreenGrader --------------------------------------------------------------------

@@ -260,7 +260,9 @@ def create_app(placer: Placer, regions: list[Region], clock: Callable[[], dateti
             errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
             return JSONResponse({"detail": errors}, status_code=422)
         except (SchedulingError, CarbonDataError) as exc:
-            return JSONResponse({"detail": f"no viable candidate: {exc}"}, status_code=400)
+            message = str(exc)  # placement's own errors already start with the phrase
+            detail = message if message.startswith("no viable candidate") else f"no viable candidate: {message}"
+            return JSONResponse({"detail": detail}, status_code=400)
         except Exception:  # the contract: a JSON 500, never a traceback to the client
             log.exception("CAS request failed")
             return JSONResponse({"detail": "internal error"}, status_code=500)

@@ -17,12 +17,14 @@ from sqlalchemy import func, select
 
 from greengrader.db import Database
 from greengrader.models import Quarantine, Submission
+from tests.conftest import TEST_PSEUDONYM_KEY
 
 
 def bridge_env(prefix: str, database_url: str) -> dict[str, str]:
     """Environment for a bridge isolated on its own topics and client id."""
     return {
         "GREENGRADER_DATABASE_URL": database_url,
+        "GREENGRADER_PSEUDONYM_KEY": TEST_PSEUDONYM_KEY,
         "GREENGRADER_MQTT_TOPIC": f"{prefix}/submissions",
         "GREENGRADER_MQTT_RECEIPT_TOPIC": f"{prefix}/receipts",
         "GREENGRADER_MQTT_WORKERS_TOPIC": f"{prefix}/workers/register",

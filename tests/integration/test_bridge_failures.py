@@ -159,3 +159,21 @@ def test_enqueue_fails_fast_while_the_celery_broker_is_down(env_settings: Any, d
     started = time.monotonic()
     assert [enqueue_schedule_many(ctx, [1, 2, 3]) for _ in range(5)] == [False] * 5
     assert time.monotonic() - started < 3.0
+
+
+def test_bridge_logs_each_failed_mqtt_connection_with_address_and_reason(
+    processes: Any, database: Database, topic_prefix: str,
+) -> None:
+    from tests.integration.private_services import free_port
+
+    port = free_port()  # nothing listens here
+    env = {**bridge_env(topic_prefix, database.url), "GREENGRADER_MQTT_HOST": "127.0.0.1",
+           "GREENGRADER_MQTT_PORT": str(port)}
+    proc = processes.start(*bridge_argv(), env=env, name="bridge")
+    started = time.monotonic()
+    wait_for(lambda: f"MQTT connection to 127.0.0.1:{port} failed" in Path(proc.log_path).read_text(),
+             what="a logged connection failure", timeout=10)
+    assert time.monotonic() - started < 10
+    log = Path(proc.log_path).read_text()
+    assert "Connection refused" in log
+    assert proc.poll() is None  # it keeps retrying

@@ -140,6 +140,7 @@ def test_malformed_requests_get_clean_errors(cas_url: str, body: Any, status: in
     assert resp.status_code == status, resp.text
     assert "detail" in resp.json()
     assert "Traceback" not in resp.text
+    assert "no viable candidate: no viable candidate" not in resp.text
 
 
 def test_body_that_is_not_json_is_422(cas_url: str) -> None:
@@ -179,3 +180,27 @@ def test_client_turns_garbage_and_outages_into_cas_error(httpserver: HTTPServer)
     assert len(httpserver.log) == 2  # retried once
     with pytest.raises(CasError, match="unreachable"):
         CasClient(f"http://127.0.0.1:{free_port()}", retries=0, timeout_s=1).place(req, names)
+
+
+def test_cas_serve_on_a_busy_port_fails_before_announcing(tmp_path: Any) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    from tests.conftest import clean_environ
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        out = subprocess.run([sys.executable, "-m", "greengrader", "cas", "serve", "--port", str(port)],
+                             env={**clean_environ(), "GREENGRADER_HOME": str(tmp_path)},
+                             capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert "listening" not in out.stderr and f"cannot listen on 127.0.0.1:{port}" in out.stderr
+    assert out.stderr.count("\n") == 1
+
+
+def test_healthz_is_part_of_the_documented_api(cas_url: str) -> None:
+    assert requests.get(cas_url + "/healthz", timeout=10).json()
+    assert "/healthz" in requests.get(cas_url + "/openapi.json", timeout=10).json()["paths"]

@@ -203,6 +203,10 @@ def test_cli_run_local_and_results(context: Context, executor: DockerExecutor, f
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
     assert (summary["outcome"], summary["score"], summary["gradescope_score"], summary["agrees"]) == ("graded", 6.0, 6.0, True)
+    plain = subprocess.run([sys.executable, "-m", "greengrader", "run-local", str(correct)],
+                           capture_output=True, text=True, timeout=120)
+    assert plain.returncode == 0, plain.stderr
+    assert "[dim]" not in plain.stdout  # markup is rendered, never printed literally
     sid = ingest(context, payload(fixtures_dir, "correct.zip"))
     grade(context, executor, sid)
     with context.db.transaction() as session:  # pretend Gradescope said otherwise

@@ -119,7 +119,10 @@ def fresh_heartbeats(stack: Stack) -> None:
 def test_ok_when_everything_runs(stack: Stack, fresh_heartbeats: None) -> None:
     code, line = stack.line()
     assert code == 0, line
-    assert line.startswith("GREENGRADER OK - database ok; broker ok; mqtt ok;")
+    assert line.startswith("GREENGRADER OK - database ok (postgresql")
+    # Each service check names what it checked, so a misspelt variable shows.
+    assert f"database ok ({stack.pg.url})" in line
+    assert "; broker ok (redis://" in line and "; mqtt ok (127.0.0.1:" in line
     assert line.count("\n") == 1 and " | database_up=1" in line
 
 

@@ -167,3 +167,30 @@ def test_rerunning_setup_keeps_passwords(broker: PrivateMosquitto, tmp_path: Pat
     assert "pattern" not in acl
     bad = subprocess.run([str(MOSQUITTO_DIR / "setup.sh"), "-o", str(tmp_path), "bridge"], capture_output=True)
     assert bad.returncode == 2
+
+
+def test_hook_credentials_file_is_a_mosquitto_options_file(connect: Any, broker: PrivateMosquitto,
+                                                          tmp_path: Path) -> None:
+    """The hook copies hook/<course> to $XDG_CONFIG_HOME/mosquitto_pub: it must parse as options."""
+    import subprocess
+
+    options = (broker.workdir / "hook" / "cs101").read_text()
+    password = broker.password("cs101")
+    assert options.splitlines()[:2] == ["-u cs101", f"-P {password}"]
+    assert (broker.workdir / "hook" / "cs101").stat().st_mode & 0o077 == 0
+    config = tmp_path / "config"
+    config.mkdir()
+    # Inside Gradescope the CA sits beside the file; here it is the broker's (an earlier
+    # --no-certs re-run of setup.sh in this module leaves the line out).
+    lines = [line for line in options.splitlines() if not line.startswith("--cafile ")]
+    (config / "mosquitto_pub").write_text("\n".join([*lines, f"--cafile {broker.ca_file}"]) + "\n")
+    bridge = connect("bridge")
+    bridge.subscribe("$share/bridge/submissions/#")
+    out = subprocess.run(
+        ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker.tls_port), "-q", "1", "-t", "submissions/cs101",
+         "-m", "via-hook-credentials"],
+        env={"PATH": "/usr/bin:/bin", "XDG_CONFIG_HOME": str(config)}, capture_output=True, text=True, timeout=30,
+    )
+    assert out.returncode == 0, out.stderr
+    assert password not in out.stderr + out.stdout
+    assert bridge.received() == [("submissions/cs101", b"via-hook-credentials")]

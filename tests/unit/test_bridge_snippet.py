@@ -37,3 +37,31 @@ def test_topics() -> None:
     assert subscriptions(s) == ["$share/bridge/submissions", "$share/bridge/submissions/+",
                                 "$share/bridge/workers/register"]
     assert course_of(s, "submissions") == "default" and course_of(s, "submissions/cse124") == "cse124"
+
+
+def test_snippet_uses_the_receipt_topic_and_says_when_no_receipt_came() -> None:
+    text = render_snippet("h.example", "submissions/cse124", 8883, 5, 1000, receipts="acks")
+    assert 'GG_RECEIPTS="${GG_RECEIPTS:-acks}"' in text
+    assert '-t "$GG_RECEIPTS/$course/$sid"' in text and '"receipts/$course' not in text
+    assert "no receipt within" in text
+
+
+def test_snippet_refuses_values_the_shell_would_misread() -> None:
+    import pytest
+
+    from greengrader.errors import ConfigError
+
+    for host, topic, port in (("h; rm -rf /", "submissions", 8883), ("", "submissions", 8883),
+                              ("h.example", "submissions/$(id)", 8883), ("h.example", "submissions/#", 8883),
+                              ("h.example", "submissions", 99999)):
+        with pytest.raises(ConfigError):
+            render_snippet(host, topic, port, 5, 1000)
+
+
+def test_snippet_cli_rejects_a_bad_port() -> None:
+    from click.testing import CliRunner
+
+    from greengrader.cli import cli
+
+    out = CliRunner().invoke(cli, ["snippet", "--host", "h.example", "--port", "99999"])
+    assert out.exit_code == 2 and "99999" in out.output

@@ -57,3 +57,23 @@ def test_mape_table(runner: CliRunner, carbon_dir: Path) -> None:
     runner.invoke(cli, ["carbon", "import", str(carbon_dir / "electricitymaps_greendcc" / "SG_2023_hourly.csv")])
     res = runner.invoke(cli, ["carbon", "mape", "SG", "--horizon-hours", "6"])
     assert res.exit_code == 0 and "seasonal-day" in res.output and "SG" in res.output
+
+
+def test_imported_data_is_used_by_default_and_regions_flag_mixed_kinds(runner: CliRunner, carbon_dir: Path) -> None:
+    csv_path = carbon_dir / "electricitymaps_greendcc" / "CA-ON_2022_hourly.csv"
+    assert runner.invoke(cli, ["carbon", "import", str(csv_path)]).exit_code == 0
+    res = runner.invoke(cli, ["carbon", "show", "CA-ON", "--from", "2022-02-01T00:00", "--to", "2022-02-01T03:00"])
+    assert res.exit_code == 0, res.output
+    assert "from embedded" not in res.output.splitlines()[0]  # no --source, no GREENGRADER_CARBON_SOURCE
+    res = runner.invoke(cli, ["regions", "--at", "2022-02-01T00:00"])
+    assert res.exit_code == 0, res.output
+    assert "hourly" in res.output and "annual average" in res.output
+    assert "not comparable" in res.output
+
+
+def test_regions_json(runner: CliRunner) -> None:
+    import json
+
+    rows = json.loads(runner.invoke(cli, ["regions", "--json", "--source", "embedded"]).output)
+    assert {r["region"] for r in rows} >= {"us-west", "ca-central"}
+    assert all(r["kind"] == "annual average" and r["intensity"] > 0 for r in rows)

@@ -51,3 +51,15 @@ def test_simulate_outside_the_data_fails_cleanly(data_dir: Path) -> None:
                                    "--from", "2030-01-01", "--to", "2030-01-08"])
     assert res.exit_code != 0
     assert isinstance(res.exception, GreengraderError)
+
+
+def test_slack_needs_a_unit_and_help_names_the_values() -> None:
+    runner = CliRunner()
+    out = runner.invoke(cli, ["simulate", "--slack", "3600"])
+    assert out.exit_code == 2 and "unit" in out.output
+    out = runner.invoke(cli, ["simulate", "--from", "yesterday"])
+    assert out.exit_code == 2 and "ISO 8601" in out.output and "Traceback" not in out.output
+    helptext = runner.invoke(cli, ["simulate", "--help"]).output
+    assert "carbon-optimal" in helptext and "90m, 24h, 2d" in helptext
+    assert "ISO 8601" in runner.invoke(cli, ["report", "--help"]).output
+    assert "graded" in runner.invoke(cli, ["submissions", "--help"]).output
