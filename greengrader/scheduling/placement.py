@@ -23,7 +23,8 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from greengrader.carbon.base import CarbonProvider, IntensitySeries, as_utc, candidate_starts
+from greengrader.carbon import integral
+from greengrader.carbon.base import CarbonProvider, IntensitySeries, as_utc
 from greengrader.carbon.regions import Region
 from greengrader.errors import CarbonDataError, SchedulingError
 from greengrader.scheduling.policies import BoolArray, FloatArray, Policy
@@ -139,7 +140,7 @@ class _Stack:
     cum: FloatArray | None = None  # [R, N + 1] running integral (g/kWh x s)
     # Means at grid-step starts for the single-decision path, keyed by the window's steps,
     # runtime and queue waits: they only change when the window crosses a step boundary.
-    _grid_means: dict[tuple[int, int, float, tuple[float, ...]], list[list[float]]] = field(
+    _grid_means: dict[tuple[float, int, float, tuple[float, ...]], list[list[float]]] = field(
         default_factory=dict, compare=False, repr=False
     )
 
@@ -153,8 +154,7 @@ class _Stack:
         for i, s in enumerate(series):
             if s is not None:
                 values[i] = s.values[:n]
-        cum = np.zeros((len(series), n + 1))
-        np.cumsum(values * present[0].step_s, axis=1, out=cum[:, 1:])
+        cum = integral.cumulative(values, present[0].step_s)
         return cls(series, errors, (present[0].start_s, present[0].step_s), values, cum)
 
     @cached_property
@@ -171,20 +171,10 @@ class _Stack:
             return self._mean_each(starts, runtime_s)
         start_s, step = self.grid
         values, cum = self.values, self.cum
-        n = values.shape[1]
         rows = np.arange(starts.shape[1])[None, :, None]
-
-        def integral(t: FloatArray) -> FloatArray:
-            off = t - start_s
-            k = np.clip((off // step).astype(np.int64), 0, n - 1)
-            out: FloatArray = cum[rows, k] + values[rows, k] * (off - k * step)
-            return out
-
-        dur = np.maximum(runtime_s, 1e-9)
-        with np.errstate(invalid="ignore"):
-            end = starts + dur
-            mean = (integral(np.nan_to_num(end)) - integral(np.nan_to_num(starts))) / dur
-            ok = (starts >= start_s) & (end <= start_s + n * step + 1e-6) & np.isfinite(mean)
+        clean = np.nan_to_num(starts)
+        mean = integral.mean_intensity(start_s, step, values, cum, clean, runtime_s, rows)
+        ok = integral.inside(start_s, step, values.shape[1], starts, runtime_s) & np.isfinite(mean)
         out: FloatArray = np.where(ok, mean, np.inf)
         return out
 
@@ -196,41 +186,18 @@ class _Stack:
         return self.values.tolist(), self.cum.tolist()
 
     def _mean_one(self, r: int, eff: float, dur: float) -> float:
-        """:meth:`mean` for one cell (the same arithmetic, so the same answer)."""
+        """:meth:`mean` for one cell (the same integral, so the same answer)."""
         assert self.grid is not None
         start_s, step = self.grid
         values, cum = self._lists
-        vals, acc = values[r], cum[r]
-        n = len(vals)
-        end = eff + dur
-        if not (eff >= start_s and end <= start_s + n * step + 1e-6):
-            return math.inf
-        off0, off1 = eff - start_s, end - start_s
-        # Both offsets are >= 0 here; only the end of the data needs clipping.
-        k0, k1 = int(off0 // step), int(off1 // step)
-        if k1 >= n:
-            k1 = n - 1
-            k0 = min(k0, k1)
-        mean = ((acc[k1] + vals[k1] * (off1 - k1 * step)) - (acc[k0] + vals[k0] * (off0 - k0 * step))) / dur
-        return mean if math.isfinite(mean) else math.inf
+        return integral.mean_one(start_s, step, values[r], cum[r], eff, dur)
 
     def _column(self, eff: float, dur: float) -> list[float]:
-        """:meth:`_mean_one` for every region at one start (the grid indices are shared)."""
+        """:meth:`_mean_one` for every region at one start."""
         assert self.grid is not None
         start_s, step = self.grid
         values, cum = self._lists
-        n = len(values[0])
-        end = eff + dur
-        if not (eff >= start_s and end <= start_s + n * step + 1e-6):
-            return [math.inf] * len(values)
-        off0, off1 = eff - start_s, end - start_s
-        k0, k1 = int(off0 // step), int(off1 // step)
-        if k1 >= n:
-            k1 = n - 1
-            k0 = min(k0, k1)
-        d0, d1 = off0 - k0 * step, off1 - k1 * step
-        out = [((acc[k1] + vals[k1] * d1) - (acc[k0] + vals[k0] * d0)) / dur for vals, acc in zip(values, cum, strict=True)]
-        return [m if math.isfinite(m) else math.inf for m in out]
+        return [integral.mean_one(start_s, step, v, c, eff, dur) for v, c in zip(values, cum, strict=True)]
 
     def _means_at(self, t: float, dur: float, waits: Sequence[float]) -> list[float]:
         if all(w == waits[0] for w in waits):  # the usual case: no queue waits
@@ -245,21 +212,22 @@ class _Stack:
         assert self.grid is not None
         start_s, step = self.grid
         dur = max(runtime_s, 1e-9)
-        k0 = count = 0
-        if w1 > w0:
-            k0 = math.floor((w0 - start_s) / step) + 1
-            count = max(math.floor((w1 - start_s) / step) + 1 - k0, 0)
-        starts = [w0, *(start_s + float(k0 + c) * step for c in range(count))]
-        key = (k0, count, runtime_s, tuple(waits))
+        inner = _inner_starts(start_s, step, w0, w1, runtime_s, waits)
+        # The interior starts sit on the grid: their means only change when the window
+        # gains or loses one, so they are cached; the window ends are computed each time.
+        key = (inner[0] if inner else 0.0, len(inner), runtime_s, tuple(waits))
         later = self._grid_means.get(key)
         if later is None:
-            columns = [self._means_at(g, dur, waits) for g in starts[1:]]
+            columns = [self._means_at(g, dur, waits) for g in inner]
             later = [list(row) for row in zip(*columns, strict=True)] if columns else [[] for _ in waits]
             if len(self._grid_means) > 4096:
                 self._grid_means.clear()
             self._grid_means[key] = later
         first = self._means_at(w0, dur, waits)
-        return starts, [[m, *rest] for m, rest in zip(first, later, strict=True)]
+        if w1 <= w0:
+            return [w0], [[m] for m in first]
+        last = self._means_at(w1, dur, waits)
+        return [w0, *inner, w1], [[m, *rest, z] for m, rest, z in zip(first, later, last, strict=True)]
 
     def _mean_each(self, starts: FloatArray, runtime_s: FloatArray) -> FloatArray:
         out = np.full(starts.shape, np.inf)
@@ -273,6 +241,21 @@ class _Stack:
             for j, k in zip(*np.nonzero(inside), strict=True):
                 out[j, i, k] = s.mean_over_many(np.array([eff[j, k]]), float(d[j, k]))[0]
         return out
+
+
+def _inner_starts(
+    origin_s: float, step_s: float, w0: float, w1: float, runtime_s: float, waits: Sequence[float]
+) -> list[float]:
+    """Interior candidate starts of one window for every distinct queue wait (sorted)."""
+    distinct = set(waits)
+    if len(distinct) == 1:
+        (wait,) = distinct
+        inner = integral.interior_candidates(origin_s, step_s, w0 + wait, w1 + wait, runtime_s) - wait
+        return [float(t) for t in inner.tolist()]
+    merged = np.concatenate([
+        integral.interior_candidates(origin_s, step_s, w0 + w, w1 + w, runtime_s) - w for w in sorted(distinct)
+    ])
+    return [float(t) for t in np.unique(merged[(merged > w0) & (merged < w1)]).tolist()]
 
 
 class Placer:
@@ -453,7 +436,7 @@ class Placer:
         waits = runtime[:, None] * rounds[None, :]  # [J, R] seconds
         horizon = int(windows[:, 1].max() - now_s + waits.max() + runtime.max()) + 1
         stack = self._forecasts(regions, now, horizon)
-        starts = self._starts(stack, windows, runtime)  # [J, S], NaN padding
+        starts = self._starts(stack, windows, runtime, waits)  # [J, S], NaN padding
         intensity = stack.mean(starts[:, None, :] + waits[:, :, None], runtime[:, None, None])
         watts = np.array([r.cores * (r.watts_per_core or self.watts_per_core) for r in reqs])
         kwh = runtime * watts * self.pue / J_PER_KWH
@@ -480,29 +463,23 @@ class Placer:
         return results
 
     @staticmethod
-    def _starts(stack: _Stack, windows: FloatArray, runtime: FloatArray) -> FloatArray:
-        """Candidate starts per job ``[J, S]``: the window start, then every step boundary of
-        the forecast up to the window end (intensity is constant within a step, so the best
-        start is one of these); NaN pads shorter windows."""
+    def _starts(stack: _Stack, windows: FloatArray, runtime: FloatArray, waits: FloatArray) -> FloatArray:
+        """Candidate starts per job ``[J, S]`` (sorted, NaN padding): the window ends and
+        every start at which the run, shifted by a region's queue wait, starts or ends on a
+        step boundary (:mod:`greengrader.carbon.integral`: the optimum is one of these)."""
         w0, w1 = windows[:, 0], windows[:, 1]
         if not (w1 > w0).any():
             out0: FloatArray = w0[:, None].copy()
             return out0
-        if stack.grid is not None:
-            start_s, step = stack.grid
-            k0 = np.floor((w0 - start_s) / step) + 1
-            count = np.maximum(np.floor((w1 - start_s) / step) + 1 - k0, 0).astype(np.int64)
-            cols = np.arange(int(count.max()))[None, :]
-            grid = np.where(cols < count[:, None], start_s + (k0[:, None] + cols) * step, np.nan)
-            return np.concatenate([w0[:, None], grid], axis=1)
-        rows = []
-        for a, b, d in zip(w0, w1, runtime, strict=True):
-            points = [candidate_starts(s, a, b + d, d) for s in stack.series if s is not None and b > a]
-            merged = np.unique(np.concatenate([np.array([a]), *points]))
-            rows.append(merged[(merged >= a) & (merged <= b)])
-        out = np.full((len(rows), max(len(r) for r in rows)), np.nan)
-        for i, r in enumerate(rows):
-            out[i, : len(r)] = r
+        grids = [stack.grid] if stack.grid is not None else sorted(
+            {(s.start_s, float(s.step_s)) for s in stack.series if s is not None})
+        parts = []
+        for origin, step in grids:
+            for wait in np.unique(waits, axis=1).T:
+                parts.append(integral.candidate_matrix(origin, step, w0 + wait, w1 + wait, runtime) - wait[:, None])
+        if not parts:
+            return w0[:, None].copy()
+        out: FloatArray = np.sort(np.concatenate(parts, axis=1), axis=1)
         return out
 
     def _feasible(

@@ -161,3 +161,42 @@ def test_single_decision_path_equals_the_batch_kernel(provider: DatasetProvider,
             assert (one.region, one.start, one.expected_g) == (batch.region, batch.start, batch.expected_g)
             assert one.candidates == batch.candidates
             assert one.reason == batch.reason
+
+
+class _Fixed:
+    """A provider whose forecast is a fixed hourly series (the exact search in isolation)."""
+
+    name = "fixed"
+
+    def __init__(self, values: list[float]) -> None:
+        from greengrader.carbon.base import IntensitySeries
+
+        self.s = IntensitySeries("Z", T0, 3600, np.array(values, dtype=float))
+
+    def series(self, zone: str, start: datetime, end: datetime) -> object:
+        return self.s
+
+    def forecast(self, zone: str, at: datetime, horizon_s: int) -> object:
+        return self.s
+
+    def best(self, *a: object) -> object:
+        raise NotImplementedError
+
+
+@pytest.mark.parametrize(
+    ("values", "runtime_s", "slack_s", "start", "intensity"),
+    [
+        ([50, 50, 10, 100, 100, 100], 5400.0, 3 * 3600.0, T0 + timedelta(hours=1, minutes=30), 35 / 1.5),
+        ([100, 10, 10, 10], 1800.0, 2700.0, T0 + timedelta(minutes=45), 55.0),
+    ],
+)
+def test_exact_search_finds_run_ends_on_boundaries_and_the_window_end(
+    values: list[float], runtime_s: float, slack_s: float, start: datetime, intensity: float
+) -> None:
+    region = [Region("r", "Z", 0.0, 0.0)]
+    p = Placer(get_policy("spatio-temporal"), _Fixed(values), region)  # type: ignore[arg-type]
+    req = PlacementRequest(earliest=T0, runtime_s=runtime_s, max_delay_s=slack_s)
+    for got in (p.place(req, T0), p.place_many([req], T0)[0]):
+        assert not isinstance(got, Exception)
+        assert got.start == start
+        assert got.intensity == pytest.approx(intensity)
