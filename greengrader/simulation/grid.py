@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
 
+from greengrader.carbon import integral
 from greengrader.carbon.base import CarbonProvider, IntensitySeries, as_utc
 from greengrader.errors import CarbonDataError, SimulationError
 
@@ -37,6 +39,11 @@ class CarbonGrid:
             raise SimulationError("carbon grid needs one zone per region")
         if not np.all(np.isfinite(v)):
             raise SimulationError("carbon grid has missing values (NaN)")
+
+    @cached_property
+    def cum(self) -> FloatArray:
+        """Running integral per region ``[R, n_steps + 1]`` (see :mod:`greengrader.carbon.integral`)."""
+        return integral.cumulative(self.values, self.step_s)
 
     @property
     def n_steps(self) -> int:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from greengrader.carbon import get_provider
+from greengrader.carbon.base import IntensitySeries
 from greengrader.carbon.dataset import DatasetProvider
 from greengrader.carbon.embedded import EmbeddedProvider, annual_average
 from greengrader.carbon.fallback import FallbackProvider
@@ -82,15 +83,22 @@ def test_best_without_foresight_uses_only_the_past(store: CarbonStore) -> None:
 
 def test_forecast_methods(store: CarbonStore) -> None:
     full = DatasetProvider(store).full("US-CAL-CISO")
-    at = T + timedelta(minutes=30)  # mid-hour: the hour in progress is not known yet
+    at = T + timedelta(minutes=30)  # mid-hour: the hour in progress is the nowcast
     # [00:30, 02:30) touches three hourly steps.
     assert np.array_equal(forecast(full, at, 7200, "oracle").values, full.window(T, T + timedelta(hours=3)).values)
     persistence = forecast(full, at, 7200, "persistence")
-    assert persistence.forecast and set(persistence.values.tolist()) == {full.at(T - timedelta(hours=1))}
+    assert persistence.forecast and set(persistence.values.tolist()) == {full.at(T)}
     day = forecast(full, at, 7200, "seasonal-day")
-    assert day.values.tolist() == [full.at(T - timedelta(days=1, hours=-h)) for h in range(3)]
-    week = forecast(full, T, 3600, "seasonal-week")
-    assert week.values[0] == full.at(T - timedelta(days=7))
+    assert day.values.tolist() == [full.at(T)] + [full.at(T - timedelta(days=1, hours=-h)) for h in (1, 2)]
+    week = forecast(full, T, 7200, "seasonal-week")
+    assert week.values.tolist() == [full.at(T), full.at(T - timedelta(days=7, hours=-1))]
+    blend = forecast(full, at, 7200, "blend")
+    assert blend.values[0] == full.at(T) and np.all(blend.values > 0)
+    # Nothing after the step in progress is read: changing the future changes nothing.
+    future = IntensitySeries(full.zone, full.start, full.step_s, full.values.copy())
+    future.values[int((T.timestamp() - full.start_s) // 3600) + 1:] = 1.0
+    for method in ("persistence", "seasonal-day", "seasonal-week", "blend"):
+        assert np.array_equal(forecast(future, at, 86_400, method).values, forecast(full, at, 86_400, method).values)
     with pytest.raises(ConfigError, match="unknown forecast"):
         forecast(full, T, 3600, "magic")
 
