@@ -147,3 +147,21 @@ def test_get_provider_names_chains_and_dotted_paths(tmp_path: Path, carbon_dir: 
         get_provider("nonsense", settings)
     with pytest.raises(ConfigError, match="cannot load"):
         get_provider("greengrader.nothing:Here", settings)
+
+
+def test_packaged_sample_serves_default_zones_when_nothing_is_imported(tmp_path: Path, carbon_dir: Path) -> None:
+    from greengrader.carbon import sample
+
+    assert {"US-CAL-CISO", "US-TEX-ERCO", "US-MIDA-PJM", "US-NY-NYIS", "CA-ON"} <= set(sample.zones())
+    empty = DatasetProvider(CarbonStore(tmp_path / "a"))
+    direct = DatasetProvider(CarbonStore(tmp_path / "b", factor="direct"))
+    t0 = datetime(2023, 5, 29, tzinfo=UTC)
+    got = empty.series("US-TEX-ERCO", t0, t0 + timedelta(days=2))
+    assert got.source.startswith("electricitymaps (packaged sample)")
+    # Within the 0.1 g/kWh storage resolution of the public export it was built from.
+    imported = DatasetProvider(CarbonStore(tmp_path / "c", carbon_dir / "electricitymaps_greendcc"), use_sample=False)
+    ref = imported.series("US-TEX-ERCO", t0, t0 + timedelta(days=2))
+    assert np.max(np.abs(got.values - ref.values)) <= 0.05 + 1e-9
+    assert np.all(direct.series("US-TEX-ERCO", t0, t0 + timedelta(days=2)).values < got.values)
+    with pytest.raises(CarbonDataError, match="no carbon data for zone"):
+        DatasetProvider(CarbonStore(tmp_path / "d"), use_sample=False).series("US-TEX-ERCO", t0, t0 + timedelta(hours=1))
