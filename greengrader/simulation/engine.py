@@ -340,7 +340,8 @@ def plan(config: SimulationConfig) -> list[tuple[str, str, bool]]:
     for name in config.policies:
         if name not in POLICIES and ":" not in name:
             raise ConfigError(f"unknown policy {name!r} (known: {', '.join(POLICIES)})")
-    names = list(dict.fromkeys([*BASELINES, *config.policies, "spatio-temporal"]))
+    # The baselines, spatial-now (carbon-optimal) and the oracle are the references of the metrics.
+    names = list(dict.fromkeys([*BASELINES, *config.policies, "carbon-optimal", "spatio-temporal"]))
     runs = []
     for limited in ((False, True) if config.capacity is not None else (False,)):
         for name in names:
