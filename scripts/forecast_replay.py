@@ -19,7 +19,13 @@ from typing import Any
 
 from greengrader.carbon.dataset import DatasetProvider
 from greengrader.carbon.store import CarbonStore
-from greengrader.simulation.forecast_quality import METHODS, Setup, mape_by_horizon, replay, year_trace
+from greengrader.simulation.forecast_quality import (
+    METHODS,
+    Setup,
+    mape_by_horizon,
+    replay,
+    year_trace,
+)
 from greengrader.simulation.grid import CarbonGrid
 
 REPO = Path(__file__).resolve().parent.parent
@@ -68,8 +74,8 @@ def main() -> None:
         "later hours (no look-ahead); the oracle decides on actual values.",
         "",
         "**Share of the oracle's extra saving over spatial-now** captured by spatio-temporal",
-        "driven by each forecast: (saving − saving of carbon-optimal now) / (saving of the",
-        "oracle − saving of carbon-optimal now). Negative = emits more than placing now.",
+        "driven by each forecast: (saving - saving of carbon-optimal now) / (saving of the",
+        "oracle - saving of carbon-optimal now). Negative = emits more than placing now.",
         "",
     ]
     for slack in SLACKS:
