@@ -75,7 +75,8 @@ class Settings(BaseSettings):
     regions_file: Path | None = None
     carbon_source: str = "embedded"
     carbon_data_dir: Path | None = None
-    forecast: str = "persistence"
+    forecast: str = "blend"
+    forecast_margin: float = Field(default=0.25, ge=0)
     max_delay_s: int = Field(default=0, ge=0)
     default_runtime_s: float = Field(default=60.0, gt=0)
     pue: float = Field(default=1.2, ge=1.0)

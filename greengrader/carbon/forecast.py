@@ -35,7 +35,9 @@ DAY_S = 86_400
 #: Days in the same-hour means of ``blend`` and ``ridge``.
 BLEND_DAYS = 7
 #: Per-step decay of the nowcast's level correction in ``blend``.
-BLEND_DECAY = 0.9
+BLEND_DECAY = 0.95
+#: Days of past forecasts whose error sets the regret guard's margin.
+ERROR_WINDOW_DAYS = 28
 METHODS: tuple[str, ...] = ("oracle", "persistence", "seasonal-day", "seasonal-week", "blend")
 DEFAULT_METHOD = "blend"
 
@@ -101,6 +103,34 @@ def predict(values: FloatArray, issue: IntArray, horizon: int, method: str, step
     out = np.array(out.transpose(1, 0, 2), dtype=np.float64)
     out[:, :, 0] = values[:, issue].T  # the nowcast
     return np.maximum(out, 0.0)
+
+
+def relative_error(values: FloatArray, method: str, horizon: int, step_s: int = 3600,
+                   window_days: int = ERROR_WINDOW_DAYS) -> FloatArray:
+    """Measured error ``[N, R, horizon]``: at step ``u``, the mean of |forecast - actual| /
+    actual of ``method``'s forecasts ``h`` steps ahead over the last ``window_days`` whose
+    target was known by ``u`` (issued in steps ``u - h - window + 1 .. u - h``); 0 at h = 0
+    (the nowcast) and where no such forecast exists yet."""
+    n = values.shape[1]
+    h = max(horizon, 1)
+    issues = np.arange(n, dtype=np.int64)
+    pred = predict(values, issues, h, method, step_s)  # [N, R, H]
+    target = issues[:, None] + np.arange(h)[None, :]
+    actual = values[:, np.minimum(target, n - 1)].transpose(1, 0, 2)
+    valid = (target < n)[:, None, :] & (actual > 0)
+    err = np.where(valid, np.abs(pred - actual) / np.where(actual > 0, actual, 1.0), 0.0)
+    cum_e = np.concatenate([np.zeros((1, *err.shape[1:])), np.cumsum(err, axis=0)])
+    cum_n = np.concatenate([np.zeros((1, *err.shape[1:])), np.cumsum(valid, axis=0)])
+    window = max(1, window_days * DAY_S // step_s)
+    hi = np.clip(issues[:, None] - np.arange(h)[None, :] + 1, 0, n)  # [N, H]: issues <= u - h
+    lo = np.maximum(hi - window, 0)
+    r = np.arange(values.shape[0])[None, :, None]
+    hcol = np.arange(h)[None, None, :]
+    total = cum_e[hi[:, None, :], r, hcol] - cum_e[lo[:, None, :], r, hcol]
+    count = cum_n[hi[:, None, :], r, hcol] - cum_n[lo[:, None, :], r, hcol]
+    out: FloatArray = np.where(count > 0, total / np.maximum(count, 1), 0.0)
+    out[:, :, 0] = 0.0
+    return out
 
 
 def forecast(actual: IntensitySeries, at: datetime, horizon_s: int, method: str = DEFAULT_METHOD) -> IntensitySeries:

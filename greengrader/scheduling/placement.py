@@ -71,6 +71,7 @@ class Candidate:
     expected_g: float | None
     best_start: str | None = None  # ISO time of this region's cheapest allowed start
     best_intensity: float | None = None
+    forecast_error: float | None = None  # measured relative error at best_start (regret guard)
     queue_wait_s: float = 0.0
     backlog: int = 0
     feasible: bool = True
@@ -138,6 +139,9 @@ class _Stack:
     grid: tuple[float, int] | None = None  # (start epoch s, step s) when stacked
     values: FloatArray | None = None  # [R, N], NaN rows for regions without data
     cum: FloatArray | None = None  # [R, N + 1] running integral (g/kWh x s)
+    # Measured relative forecast error per region and steps ahead of the first forecast
+    # step (the regret guard); None when the provider measures none.
+    rel_error: list[list[float]] | None = None
     # Means at grid-step starts for the single-decision path, keyed by the window's steps,
     # runtime and queue waits: they only change when the window crosses a step boundary.
     _grid_means: dict[tuple[float, int, float, tuple[float, ...]], list[list[float]]] = field(
@@ -145,7 +149,9 @@ class _Stack:
     )
 
     @classmethod
-    def build(cls, series: list[IntensitySeries | None], errors: dict[str, str]) -> _Stack:
+    def build(
+        cls, series: list[IntensitySeries | None], errors: dict[str, str], rel_error: list[list[float]] | None = None,
+    ) -> _Stack:
         present = [s for s in series if s is not None]
         if not present or len({(s.start_s, s.step_s) for s in present}) != 1:
             return cls(series, errors)
@@ -155,7 +161,17 @@ class _Stack:
             if s is not None:
                 values[i] = s.values[:n]
         cum = integral.cumulative(values, present[0].step_s)
-        return cls(series, errors, (present[0].start_s, present[0].step_s), values, cum)
+        return cls(series, errors, (present[0].start_s, present[0].step_s), values, cum, rel_error)
+
+    def guard(self, starts: Sequence[float], margin: float) -> list[list[float]] | None:
+        """Cost factor ``[R][S]`` of the regret guard: ``1 + margin x`` the measured error at
+        each start's horizon (None: no guard)."""
+        if margin <= 0 or self.rel_error is None or self.grid is None:
+            return None
+        start_s, step = self.grid
+        ahead = [max(0, int((t - start_s) // step)) if t == t else 0 for t in starts]
+        return [[1.0 + margin * row[min(h, len(row) - 1)] for h in ahead] if row else [1.0] * len(ahead)
+                for row in self.rel_error]
 
     @cached_property
     def _end_s(self) -> float:
@@ -273,8 +289,10 @@ class Placer:
         queue_aware: bool = True,
         queue_wait_penalty: float = 50.0,
         forecast_cache_s: float = 60.0,
+        forecast_margin: float = 0.0,
     ) -> None:
         self.policy = policy
+        self.forecast_margin = forecast_margin
         self.provider = provider
         self.regions = list(regions)
         self.watts_per_core = watts_per_core
@@ -329,8 +347,22 @@ class Placer:
                 errors[r.name] = f"no carbon data: {exc}"
         if len(self._cache) > 256:
             self._cache.clear()
-        stack = self._cache[key] = _Stack.build(series, errors)
+        stack = self._cache[key] = _Stack.build(series, errors, self._errors(regions, now, horizon_s))
         return stack
+
+    def _errors(self, regions: Sequence[Region], now: datetime, horizon_s: int) -> list[list[float]] | None:
+        """The provider's measured forecast error per region (for the regret guard), when it
+        measures one and the policy can wait."""
+        measure = getattr(self.provider, "forecast_error", None)
+        if self.forecast_margin <= 0 or not self.policy.temporal or not callable(measure):
+            return None
+        out: list[list[float]] = []
+        for r in regions:
+            try:
+                out.append(list(measure(r.zone, now, horizon_s)))
+            except CarbonDataError:
+                out.append([])
+        return out
 
     def _replay_offset(self, zone: str, now: datetime) -> float:
         """Seconds to add to ``now`` to reach the carbon data's time (0 unless replaying)."""
@@ -387,6 +419,9 @@ class Placer:
         kwh = runtime * (req.cores * (req.watts_per_core or self.watts_per_core)) * self.pue / J_PER_KWH
         pen = self.queue_wait_penalty
         costs = [[kwh * (i + pen * wait / 3600.0) for i in row] for row, wait in zip(intensity, waits, strict=True)]
+        guard = stack.guard(starts, self.forecast_margin)
+        if guard is not None:
+            costs = [[c * f for c, f in zip(row, g, strict=True)] for row, g in zip(costs, guard, strict=True)]
         usable, why = self._usable(regions, loads, stack.errors)
         names = [r.name for r in regions]
         ri, si = self.policy.choose_one(costs, usable, job=req.job, regions=names)
@@ -399,7 +434,7 @@ class Placer:
             expected_g=kwh * intensity[ri][si], intensity=intensity[ri][si],
             runtime_s=req.runtime_s, energy_kwh=kwh,
             explain_data=_Explain(self.policy.name, regions, [t - shift for t in starts], intensity, costs,
-                                  kwh, waits, loads, why, usable, ri, si, shift),
+                                  kwh, waits, loads, why, usable, ri, si, shift, guard, self.forecast_margin),
         )
 
     def place_many(
@@ -441,6 +476,11 @@ class Placer:
         watts = np.array([r.cores * (r.watts_per_core or self.watts_per_core) for r in reqs])
         kwh = runtime * watts * self.pue / J_PER_KWH
         costs = kwh[:, None, None] * (intensity + self.queue_wait_penalty * waits[:, :, None] / 3600.0)
+        factors: list[list[list[float]] | None] = [None] * len(reqs)
+        if stack.rel_error is not None:
+            factors = [stack.guard(row.tolist(), self.forecast_margin) for row in starts]
+            if factors[0] is not None:
+                costs = costs * np.array(factors)
         feasible, why = self._feasible(regions, loads, stack.errors)
         r_idx, s_idx = self.policy.choose(
             costs, feasible[None, :, None], jobs=[r.job for r in reqs], regions=[r.name for r in regions]
@@ -458,7 +498,8 @@ class Placer:
                 expected_g=float(kwh[j] * intensity[j, ri, si]), intensity=float(intensity[j, ri, si]),
                 runtime_s=req.runtime_s, energy_kwh=float(kwh[j]),
                 explain_data=_Explain(self.policy.name, regions, starts[j] - shift, intensity[j], costs[j],
-                                      float(kwh[j]), waits[j], loads, why, feasible, ri, si, shift),
+                                      float(kwh[j]), waits[j], loads, why, feasible, ri, si, shift,
+                                      factors[j], self.forecast_margin),
             ))
         return results
 
@@ -533,6 +574,13 @@ class _Explain:
     ri: int
     si: int
     shift: float = 0.0
+    guard: Sequence[Sequence[float]] | None = None  # [R, S] regret-guard cost factors
+    margin: float = 0.0
+
+    def _error(self, r: int, s: int) -> float | None:
+        if self.guard is None or self.margin <= 0:
+            return None
+        return (self.guard[r][s] - 1.0) / self.margin
 
     def candidates(self) -> dict[str, Candidate]:
         costs, intensity = _plain(self.costs), _plain(self.intensity)
@@ -557,6 +605,7 @@ class _Explain:
                 expected_g=self.kwh * now_i if known else None,
                 best_start=iso[best] if best is not None else None,
                 best_intensity=intensity[i][best] if best is not None else None,
+                forecast_error=self._error(i, best) if best is not None else None,
                 queue_wait_s=waits[i], backlog=self.loads.get(r.name, _IDLE).backlog,
                 feasible=self.why[r.name] is None, why_not=self.why[r.name],
             )
@@ -573,6 +622,7 @@ class _Explain:
         if finite:
             bi = min(finite, key=now_col.__getitem__)
             parts.append(f"best immediate: {self.regions[bi].name} {now_col[bi]:.0f} g/kWh")
+        parts += self._guard_reason(intensity)
         skipped = [f"{n} ({w})" for n, w in self.why.items() if w]
         if skipped:
             parts.append("skipped " + ", ".join(skipped))
@@ -581,6 +631,27 @@ class _Explain:
         if self.shift:
             parts.append(f"carbon data replayed at {_iso(float(starts[0]) + self.shift)}")
         return "; ".join(parts)
+
+
+    def _guard_reason(self, intensity: Sequence[Sequence[float]]) -> list[str]:
+        """Why the job waited or ran now, against the forecast's measured error."""
+        if self.guard is None or self.margin <= 0:
+            return []
+        chosen = intensity[self.ri][self.si]
+        if self.si > 0:
+            now = intensity[self.ri][0]
+            err = self._error(self.ri, self.si) or 0.0
+            saving = (now - chosen) / chosen * 100.0 if chosen > 0 else 0.0
+            return [f"waited: forecast {chosen:.0f} g/kWh ± {100 * err:.0f} % saves {saving:.0f} % vs now, "
+                    f"beyond the margin of {self.margin:g} x the error"]
+        ok = _plain(self.feasible)
+        later = [(v, r, k) for r, row in enumerate(intensity) if ok[r] for k, v in enumerate(row) if k > 0 and math.isfinite(v)]
+        if not later or min(later)[0] >= chosen:
+            return []
+        v, r, k = min(later)
+        err = self._error(r, k) or 0.0
+        return [f"ran now: a later start looked {(chosen - v) / v * 100.0:.0f} % cheaper "
+                f"({v:.0f} g/kWh ± {100 * err:.0f} %), within the margin of {self.margin:g} x the error"]
 
 
 def _plain(x: Any) -> Any:

@@ -58,6 +58,7 @@ def build_placer(ctx: Context) -> Placer:
         queue_aware=s.queue_aware,
         queue_wait_penalty=s.queue_wait_penalty,
         forecast_cache_s=s.forecast_cache_s,
+        forecast_margin=s.forecast_margin,
     )
     _placers[id(ctx)] = (ctx, placer)
     return placer

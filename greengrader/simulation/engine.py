@@ -39,7 +39,7 @@ import numpy as np
 import numpy.typing as npt
 
 from greengrader.carbon import integral
-from greengrader.carbon.forecast import METHODS, predict
+from greengrader.carbon.forecast import METHODS, predict, relative_error
 from greengrader.errors import ConfigError, SimulationError
 from greengrader.scheduling.policies import NO_CHOICE, POLICIES, Policy, get_policy
 from greengrader.simulation.grid import CarbonGrid
@@ -65,7 +65,7 @@ ORACLE = "oracle"
 class SimulationConfig:
     policies: tuple[str, ...] = DEFAULT_POLICIES
     slack_s: float = 0.0
-    forecasts: tuple[str, ...] = ("oracle", "persistence", "seasonal-day")
+    forecasts: tuple[str, ...] = ("oracle", "persistence", "seasonal-day", "blend")
     #: Jobs each region can start per grid step (one value for all or one per region).
     capacity: tuple[float, ...] | None = None
     watts: float = 5.0
@@ -73,12 +73,17 @@ class SimulationConfig:
     static_region: str | int = 0
     seed: int = 0
     respect_deadlines: bool = True
+    #: Regret guard: a forecast-driven delay must save more than this times the forecast's
+    #: measured relative error at that horizon (0 turns the guard off).
+    forecast_margin: float = 0.25
     #: Jobs decided together in a capacity-limited round (a speed knob, not a semantic one).
     block: int = 4096
 
     def __post_init__(self) -> None:
         if self.slack_s < 0:
             raise ConfigError("slack must be >= 0")
+        if self.forecast_margin < 0:
+            raise ConfigError("the forecast margin must be >= 0")
         for f in self.forecasts:
             if f not in METHODS:
                 raise ConfigError(f"unknown forecast {f!r} (known: {', '.join(METHODS)})")
@@ -185,9 +190,17 @@ Decide = Callable[[IntArray, "IntArray | None"], tuple[IntArray, IntArray]]
 class PolicyDecider:
     """Decisions of one policy under one forecast for a subset of jobs."""
 
-    def __init__(self, policy: Policy, forecast: str, grid: CarbonGrid, win: Windows) -> None:
+    def __init__(self, policy: Policy, forecast: str, grid: CarbonGrid, win: Windows, margin: float = 0.0) -> None:
         self.policy, self.forecast, self.grid, self.win = policy, forecast, grid, win
+        self.margin = margin
         self._grids: dict[int, FloatArray] = {}
+        self._errors: FloatArray | None = None
+
+    def errors(self, horizon: int) -> FloatArray:
+        """The forecast's measured relative error ``[steps, R, >= horizon]`` (regret guard)."""
+        if self._errors is None or self._errors.shape[2] < horizon:
+            self._errors = relative_error(self.grid.values, self.forecast, horizon, self.grid.step_s)
+        return self._errors
 
     def actual(self, span: int) -> FloatArray:
         """Actual mean intensity over ``span`` steps from each step (what a run is charged)."""
@@ -234,6 +247,9 @@ class PolicyDecider:
         target = u_first[:, None] + np.arange(n_max)[None, :]
         per_step = predict(self.grid.values, u_first, n_max + span - 1, self.forecast, self.grid.step_s)
         cube = run_means(per_step, span)
+        if self.margin > 0 and self.policy.temporal:
+            # A later start must beat starting now by more than the forecast's own error.
+            cube = cube * (1.0 + self.margin * self.errors(n_max)[u_first, :, :n_max])
         ok = np.broadcast_to((np.arange(n_max)[None, :] < u_n[:, None])[:, None, :], cube.shape)
         tgt = np.minimum(target, self.grid.n_steps - 1)
         if remaining is not None:
@@ -319,7 +335,7 @@ def run_policy(
 ) -> Run:
     t0 = time.perf_counter()
     policy = get_policy(policy_name, seed=config.seed, static_region=config.static_region)
-    decide = PolicyDecider(policy, forecast, grid, win)
+    decide = PolicyDecider(policy, forecast, grid, win, config.forecast_margin)
     all_jobs = np.arange(len(trace), dtype=np.int64)
     if capacity is None:
         region, step = decide(all_jobs, None)

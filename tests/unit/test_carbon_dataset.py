@@ -165,3 +165,20 @@ def test_packaged_sample_serves_default_zones_when_nothing_is_imported(tmp_path:
     assert np.all(direct.series("US-TEX-ERCO", t0, t0 + timedelta(days=2)).values < got.values)
     with pytest.raises(CarbonDataError, match="no carbon data for zone"):
         DatasetProvider(CarbonStore(tmp_path / "d"), use_sample=False).series("US-TEX-ERCO", t0, t0 + timedelta(hours=1))
+
+
+def test_forecast_error_uses_only_forecasts_whose_targets_are_known(store: CarbonStore) -> None:
+    from greengrader.carbon.forecast import relative_error
+
+    full = DatasetProvider(store).full("US-CAL-CISO")
+    values = full.values[None, :2000]
+    err = relative_error(values, "blend", 25)
+    assert err.shape == (2000, 1, 25) and np.all(err[:, :, 0] == 0)
+    assert 0.01 < float(err[1500, 0, 24]) < 1.0
+    later = values.copy()
+    later[:, 1501:] *= 3.0  # only what happens after step 1500 changes
+    assert np.array_equal(relative_error(later, "blend", 25)[1500], err[1500])
+    assert np.all(relative_error(values, "oracle", 5) == 0)
+    at = T + timedelta(minutes=10)
+    measured = DatasetProvider(store, forecast="persistence").forecast_error("US-CAL-CISO", at, 6 * 3600)
+    assert measured[0] == 0 and len(measured) == 7 and all(0 < e < 2 for e in measured[1:])
