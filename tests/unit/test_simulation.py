@@ -140,7 +140,8 @@ def test_forecast_runs_decide_on_what_was_known_then() -> None:
     grid = small_grid(2, steps=120)
     trace = Trace.build(grid.start_s + np.linspace(50 * H, 90 * H, 25) + 1234.0, 120.0)
     slack = 6 * H
-    cfg = SimulationConfig(policies=("spatio-temporal",), slack_s=slack, forecasts=("oracle", "persistence", "seasonal-day"))
+    cfg = SimulationConfig(policies=("spatio-temporal",), slack_s=slack, forecasts=("oracle", "persistence", "seasonal-day"),
+                           forecast_margin=0.0)
     result = simulate(trace, grid, cfg)
     series = [IntensitySeries(z, grid.start, 3600, grid.values[i]) for i, z in enumerate(grid.zones)]
     for method in ("persistence", "seasonal-day"):
