@@ -70,7 +70,7 @@ class Settings(BaseSettings):
     # Scheduling and carbon
     cas_url: str | None = None
     cas_timeout_s: float = Field(default=5.0, gt=0)
-    policy: str = "carbon-optimal"
+    policy: str = "spatio-temporal"
     default_region: str = "us-west"
     regions_file: Path | None = None
     carbon_source: str = "embedded"
