@@ -39,7 +39,7 @@ import numpy as np
 import numpy.typing as npt
 
 from greengrader.carbon import integral
-from greengrader.carbon.forecast import METHODS, predict, relative_error
+from greengrader.carbon.forecast import METHODS, predict
 from greengrader.errors import ConfigError, SimulationError
 from greengrader.scheduling.policies import NO_CHOICE, POLICIES, Policy, get_policy
 from greengrader.simulation.grid import CarbonGrid
@@ -194,13 +194,10 @@ class PolicyDecider:
         self.policy, self.forecast, self.grid, self.win = policy, forecast, grid, win
         self.margin = margin
         self._grids: dict[int, FloatArray] = {}
-        self._errors: FloatArray | None = None
 
     def errors(self, horizon: int) -> FloatArray:
         """The forecast's measured relative error ``[steps, R, >= horizon]`` (regret guard)."""
-        if self._errors is None or self._errors.shape[2] < horizon:
-            self._errors = relative_error(self.grid.values, self.forecast, horizon, self.grid.step_s)
-        return self._errors
+        return self.grid.forecast_errors(self.forecast, horizon)
 
     def actual(self, span: int) -> FloatArray:
         """Actual mean intensity over ``span`` steps from each step (what a run is charged)."""

@@ -4,7 +4,7 @@ built from any :class:`~greengrader.carbon.base.CarbonProvider`'s series."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 
@@ -29,6 +29,7 @@ class CarbonGrid:
     step_s: int
     values: FloatArray
     sources: tuple[str, ...] = ()
+    _errors: dict[tuple[str, int], FloatArray] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         v = np.ascontiguousarray(self.values, dtype=np.float64)
@@ -44,6 +45,18 @@ class CarbonGrid:
     def cum(self) -> FloatArray:
         """Running integral per region ``[R, n_steps + 1]`` (see :mod:`greengrader.carbon.integral`)."""
         return integral.cumulative(self.values, self.step_s)
+
+    def forecast_errors(self, method: str, horizon: int) -> FloatArray:
+        """:func:`~greengrader.carbon.forecast.relative_error` of ``method`` on this grid
+        ``[n_steps, R, >= horizon]``, computed once per method and horizon."""
+        from greengrader.carbon.forecast import relative_error
+
+        for (m, h), err in self._errors.items():
+            if m == method and h >= horizon:
+                return err
+        err = relative_error(self.values, method, horizon, self.step_s)
+        self._errors[(method, horizon)] = err
+        return err
 
     @property
     def n_steps(self) -> int:
