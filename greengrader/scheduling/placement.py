@@ -106,6 +106,11 @@ class Placement:
             return self.candidate_detail
         return self.explain_data.candidates() if self.explain_data is not None else {}
 
+    def saved_vs(self, region: str) -> float | None:
+        """Expected gCO2 saved versus running now in ``region`` (None if it had no data)."""
+        c = self.candidates.get(region)
+        return None if c is None or c.expected_g is None else c.expected_g - self.expected_g
+
     def candidates_json(self) -> dict[str, Any]:
         return {name: asdict(c) for name, c in self.candidates.items()}
 

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from greengrader.carbon import get_provider
 from greengrader.context import Context
 from greengrader.errors import BrokerUnavailable, GreengraderError, NotFound, SchedulingError
+from greengrader.metrics import count_decision
 from greengrader.models import Decision, Status, Submission
 from greengrader.scheduling.placement import (
     Placement,
@@ -157,6 +158,7 @@ def schedule_submission(ctx: Context, submission_id: int, *, cas: CasClient | No
         due = placement.start <= now
         if due:
             sub.move_to(Status.QUEUED, f"released to {placement.region}", now=now)
+    count_decision(placement.policy, placement.fallback, placement.saved_vs(ctx.settings.default_region))
     if due:
         enqueue_grade(ctx, submission_id, placement.region)
     return decision
