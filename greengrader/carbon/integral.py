@@ -94,6 +94,50 @@ def mean_one(origin_s: float, step_s: float, values: Sequence[float], cum: Seque
     return mean if math.isfinite(mean) else math.inf
 
 
+def mean_column(
+    origin_s: float, step_s: float, rows: Sequence[Sequence[float]], cums: Sequence[Sequence[float]], t: float,
+    duration_s: float,
+) -> list[float]:
+    """:func:`mean_one` for several series on one grid at one start (the step indices are
+    computed once)."""
+    n = len(rows[0])
+    dur = duration_s if duration_s > 0 else 1e-9
+    end = t + dur
+    if not (t >= origin_s and end <= origin_s + n * step_s + EDGE_S):
+        return [math.inf] * len(rows)
+    off0, off1 = t - origin_s, end - origin_s
+    k0 = min(int(off0 // step_s), n - 1)
+    k1 = min(int(off1 // step_s), n - 1)
+    d0, d1 = off0 - k0 * step_s, off1 - k1 * step_s
+    out = [((c[k1] + v[k1] * d1) - (c[k0] + v[k0] * d0)) / dur for v, c in zip(rows, cums, strict=True)]
+    return [m if math.isfinite(m) else math.inf for m in out]
+
+
+def interior_list(origin_s: float, step_s: float, w0: float, w1: float, duration_s: float) -> list[float]:
+    """:func:`interior_candidates` in plain floats (one decision)."""
+    if w1 <= w0:
+        return []
+    d = max(duration_s, 0.0)
+    out = set()
+    for shift in (0.0, d):
+        k = math.floor((w0 + shift - origin_s) / step_s) + 1
+        last = math.ceil((w1 + shift - origin_s) / step_s)
+        while k < last:
+            t = origin_s + k * step_s - shift
+            if w0 < t < w1 and (shift == 0.0 or _end_matters(t, d, step_s, w0)):
+                out.add(t)
+            k += 1
+    return sorted(out)
+
+
+def _end_matters(t: float, d: float, step_s: float, w0: float) -> bool:
+    """Whether a start ``t`` whose run ends on a boundary can beat every other candidate:
+    a run no longer than a step that ends on boundary ``b`` lies in the step before ``b``,
+    exactly as one starting on that step's own boundary, which is a candidate unless it
+    precedes the window."""
+    return d > step_s or t + d - step_s < w0
+
+
 def interior_candidates(origin_s: float, step_s: float, w0: float, w1: float, duration_s: float) -> FloatArray:
     """Starts strictly inside ``(w0, w1)`` where the run starts or ends on a step boundary
     (sorted, unique)."""
@@ -104,6 +148,8 @@ def interior_candidates(origin_s: float, step_s: float, w0: float, w1: float, du
     on_start = origin_s + np.arange(math.floor(lo) + 1, math.ceil(hi), dtype=np.float64) * step_s
     lo_e, hi_e = (w0 + d - origin_s) / step_s, (w1 + d - origin_s) / step_s
     on_end = origin_s + np.arange(math.floor(lo_e) + 1, math.ceil(hi_e), dtype=np.float64) * step_s - d
+    if d <= step_s:
+        on_end = on_end[on_end + d - step_s < w0]
     both = np.concatenate([on_start, on_end])
     return np.unique(both[(both > w0) & (both < w1)])
 
@@ -132,6 +178,8 @@ def candidate_matrix(origin_s: float, step_s: float, w0: FloatArray, w1: FloatAr
         cols = np.arange(width)[None, :]
         t = origin_s + (k0[:, None] + cols) * step_s - shift[:, None]
         ok = (cols < count[:, None]) & (t > w0[:, None]) & (t < w1[:, None])
+        if shift is d:
+            ok &= (d[:, None] > step_s) | (t + d[:, None] - step_s < w0[:, None])
         parts.append(np.where(ok, t, np.nan))
     out: FloatArray = np.sort(np.concatenate(parts, axis=1), axis=1)
     # Trailing all-NaN columns carry nothing.

@@ -218,7 +218,7 @@ class _Stack:
         assert self.grid is not None
         start_s, step = self.grid
         values, cum = self._lists
-        return [integral.mean_one(start_s, step, v, c, eff, dur) for v, c in zip(values, cum, strict=True)]
+        return integral.mean_column(start_s, step, values, cum, eff, dur)
 
     def _means_at(self, t: float, dur: float, waits: Sequence[float]) -> list[float]:
         if all(w == waits[0] for w in waits):  # the usual case: no queue waits
@@ -271,8 +271,9 @@ def _inner_starts(
     distinct = set(waits)
     if len(distinct) == 1:
         (wait,) = distinct
-        inner = integral.interior_candidates(origin_s, step_s, w0 + wait, w1 + wait, runtime_s) - wait
-        return [float(t) for t in inner.tolist()]
+        if wait == 0:
+            return integral.interior_list(origin_s, step_s, w0, w1, runtime_s)
+        return [t - wait for t in integral.interior_list(origin_s, step_s, w0 + wait, w1 + wait, runtime_s)]
     merged = np.concatenate([
         integral.interior_candidates(origin_s, step_s, w0 + w, w1 + w, runtime_s) - w for w in sorted(distinct)
     ])

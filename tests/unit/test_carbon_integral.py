@@ -80,3 +80,15 @@ def test_candidate_matrix_rows_equal_candidate_starts() -> None:
         row = m[j][np.isfinite(m[j])]
         assert row[0] == w0[j]
         assert sorted(set(row.tolist())) == integral.candidate_starts(0.0, STEP, w0[j], w1[j], d[j]).tolist()
+
+
+@settings(max_examples=60, deadline=None)
+@given(w0=st.integers(0, 5 * 3600), slack=st.integers(0, 6 * 3600), r=st.integers(0, 3 * 3600))
+def test_plain_float_helpers_equal_the_numpy_ones(w0: int, slack: int, r: int) -> None:
+    a = integral.interior_list(0.0, STEP, float(w0), float(w0 + slack), float(r))
+    b = integral.interior_candidates(0.0, STEP, float(w0), float(w0 + slack), float(r)).tolist()
+    assert a == b
+    rows = [np.arange(20, dtype=float) * k + 5 for k in (1, 3)]
+    cums = [integral.cumulative(v, STEP).tolist() for v in rows]
+    col = integral.mean_column(0.0, STEP, [v.tolist() for v in rows], cums, float(w0), float(r))
+    assert col == [integral.mean_one(0.0, STEP, v.tolist(), c, float(w0), float(r)) for v, c in zip(rows, cums)]
