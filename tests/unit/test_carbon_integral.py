@@ -91,4 +91,4 @@ def test_plain_float_helpers_equal_the_numpy_ones(w0: int, slack: int, r: int) -
     rows = [np.arange(20, dtype=float) * k + 5 for k in (1, 3)]
     cums = [integral.cumulative(v, STEP).tolist() for v in rows]
     col = integral.mean_column(0.0, STEP, [v.tolist() for v in rows], cums, float(w0), float(r))
-    assert col == [integral.mean_one(0.0, STEP, v.tolist(), c, float(w0), float(r)) for v, c in zip(rows, cums)]
+    assert col == [integral.mean_one(0.0, STEP, v.tolist(), c, float(w0), float(r)) for v, c in zip(rows, cums, strict=True)]
