@@ -38,7 +38,7 @@ BLEND_DAYS = 7
 BLEND_DECAY = 0.95
 #: Days of past forecasts whose error sets the regret guard's margin.
 ERROR_WINDOW_DAYS = 28
-METHODS: tuple[str, ...] = ("oracle", "persistence", "seasonal-day", "seasonal-week", "blend")
+METHODS: tuple[str, ...] = ("oracle", "persistence", "seasonal-day", "seasonal-week", "blend", "ridge")
 DEFAULT_METHOD = "blend"
 
 
@@ -53,7 +53,7 @@ def lookback_steps(method: str, step_s: int) -> int:
     day = max(1, DAY_S // step_s)
     return {
         "oracle": 0, "persistence": 0, "seasonal-day": day, "seasonal-week": 7 * day,
-        "blend": BLEND_DAYS * day + 1,
+        "blend": BLEND_DAYS * day + 1, "ridge": BLEND_DAYS * day + 1,
     }[check(method)]
 
 
@@ -98,8 +98,12 @@ def predict(values: FloatArray, issue: IntArray, horizon: int, method: str, step
         out = np.broadcast_to(values[:, issue][:, :, None], (values.shape[0], *target.shape))
     elif method in ("seasonal-day", "seasonal-week"):
         out = _seasonal(values, issue, target, day if method == "seasonal-day" else 7 * day)
-    else:
+    elif method == "blend":
         out = _blend(values, issue, target, day)
+    else:
+        from greengrader.carbon.learned import ridge_predict
+
+        out = ridge_predict(values, issue, target, day)
     out = np.array(out.transpose(1, 0, 2), dtype=np.float64)
     out[:, :, 0] = values[:, issue].T  # the nowcast
     return np.maximum(out, 0.0)

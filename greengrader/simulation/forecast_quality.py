@@ -22,7 +22,7 @@ from greengrader.simulation.engine import SimulationConfig, simulate
 from greengrader.simulation.grid import CarbonGrid
 from greengrader.simulation.traces import ArrivalModel, Trace
 
-METHODS: tuple[str, ...] = ("persistence", "seasonal-day", "seasonal-week", "blend")
+METHODS: tuple[str, ...] = ("persistence", "seasonal-day", "seasonal-week", "blend", "ridge")
 
 
 @dataclass(frozen=True)

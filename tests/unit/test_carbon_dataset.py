@@ -97,7 +97,7 @@ def test_forecast_methods(store: CarbonStore) -> None:
     # Nothing after the step in progress is read: changing the future changes nothing.
     future = IntensitySeries(full.zone, full.start, full.step_s, full.values.copy())
     future.values[int((T.timestamp() - full.start_s) // 3600) + 1:] = 1.0
-    for method in ("persistence", "seasonal-day", "seasonal-week", "blend"):
+    for method in ("persistence", "seasonal-day", "seasonal-week", "blend", "ridge"):
         assert np.array_equal(forecast(future, at, 86_400, method).values, forecast(full, at, 86_400, method).values)
     with pytest.raises(ConfigError, match="unknown forecast"):
         forecast(full, T, 3600, "magic")

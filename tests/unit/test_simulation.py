@@ -159,7 +159,7 @@ def test_forecast_runs_decide_on_what_was_known_then() -> None:
             assert run.intensity[j] == pytest.approx(exact_mean(grid, r, float(run.start_s[j]), 120.0))
 
 
-@pytest.mark.parametrize("method", ["persistence", "seasonal-day", "blend"])
+@pytest.mark.parametrize("method", ["persistence", "seasonal-day", "blend", "ridge"])
 def test_forecast_runs_of_multi_hour_jobs_cannot_see_a_drop_after_the_decision(method: str) -> None:
     # Region 1 is dearer than region 0 until a steep drop 2 h after the job arrives; a 3 h
     # job (covering the drop when run at once) must not be sent there by any forecast,
