@@ -1,6 +1,6 @@
 """Simulator speed: 1 M submissions x 20 regions x one year hourly, 24 h of slack.
 
-Targets: < 1 s per policy run without capacity limits, < 5 s with them. The 20 regions are
+Targets: < 0.5 s per policy run without capacity limits, < 5 s with them. The 20 regions are
 the 16 Electricity Maps zones of electricitymaps_greendcc, the 3 of electricitymaps_umass_decarb
 and a 20th made of the previous year of DE-LU placed on the same hours (a distinct,
 realistic signal), all read through the data-set provider.

@@ -32,6 +32,14 @@ CARBON_SAVED_G = Counter(
 )
 
 
+def count_decision(policy: str, fallback: str | None, saved_g: float | None) -> None:
+    """One stored decision; ``saved_g``: expected gCO2 saved versus the static region (a
+    negative expected saving is not counted: the counter only grows)."""
+    DECISIONS.labels(policy, fallback or "").inc()
+    if saved_g is not None and saved_g > 0:
+        CARBON_SAVED_G.inc(saved_g)
+
+
 def serve_metrics(port: int, addr: str = "127.0.0.1") -> None:
     """Expose this process's metrics on ``addr:port`` (bind to localhost by default)."""
     from prometheus_client import start_http_server

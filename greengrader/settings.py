@@ -81,12 +81,13 @@ class Settings(BaseSettings):
     # Scheduling and carbon
     cas_url: str | None = None
     cas_timeout_s: float = Field(default=5.0, gt=0)
-    policy: str = "carbon-optimal"
+    policy: str = "spatio-temporal"
     default_region: str = "us-west"
     regions_file: Path | None = None
     carbon_source: str = "auto"
     carbon_data_dir: Path | None = None
-    forecast: str = "persistence"
+    forecast: str = "blend"
+    forecast_margin: float = Field(default=0.25, ge=0)
     max_delay_s: int = Field(default=0, ge=0)
     default_runtime_s: float = Field(default=60.0, gt=0)
     pue: float = Field(default=1.2, ge=1.0)

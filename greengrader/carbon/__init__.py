@@ -24,7 +24,6 @@ PROVIDERS: dict[str, str] = {
     "watttime": "greengrader.carbon.watttime:WattTimeProvider",
     "electricitymaps": "greengrader.carbon.electricitymaps:ElectricityMapsProvider",
     "carbon-aware-sdk": "greengrader.carbon.carbon_aware_sdk:CarbonAwareSdkProvider",
-    "cas": "greengrader.carbon.cas:CasCarbonProvider",
 }
 
 

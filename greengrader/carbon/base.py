@@ -16,6 +16,7 @@ from typing import Literal, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from greengrader.carbon import integral
 from greengrader.errors import CarbonDataError
 
 Signal = Literal["average", "marginal"]
@@ -117,46 +118,36 @@ class IntensitySeries:
     @cached_property
     def _cum(self) -> FloatArray:
         # _cum[k] = integral (g/kWh * s) from the series start to step k.
-        out = np.zeros(len(self) + 1, dtype=np.float64)
-        np.cumsum(self.values * self.step_s, out=out[1:])
-        return out
+        return integral.cumulative(self.values, self.step_s)
 
-    def _integral_to(self, ts: FloatArray) -> FloatArray:
-        """Integral of the step function from the series start to each time in ``ts`` (s)."""
-        off = ts - self.start_s
-        k = np.minimum((off // self.step_s).astype(np.int64), len(self) - 1)
-        out: FloatArray = self._cum[k] + self.values[k] * (off - k * self.step_s)
-        return out
+    @cached_property
+    def _lists(self) -> tuple[list[float], list[float]]:
+        return self.values.tolist(), self._cum.tolist()
+
+    def _check_inside(self, starts: FloatArray, duration_s: float) -> None:
+        if starts.size and not np.all(integral.inside(self.start_s, self.step_s, len(self), starts, duration_s)):
+            raise CarbonDataError(
+                f"{self.zone}: query outside the data ({self.start.isoformat()} .. {self.end.isoformat()})"
+            )
 
     def mean_over_many(self, starts_s: npt.ArrayLike, duration_s: float) -> FloatArray:
         """Vectorised :meth:`mean_over` for epoch-second start times."""
         starts = np.asarray(starts_s, dtype=np.float64)
-        if duration_s <= 0:
-            k = ((starts - self.start_s) // self.step_s).astype(np.int64)
-            return self.values[np.clip(k, 0, len(self) - 1)]
-        ends = starts + duration_s
-        if starts.size and (starts.min() < self.start_s or ends.max() > self.end_s + 1e-6):
-            raise CarbonDataError(
-                f"{self.zone}: query outside the data ({self.start.isoformat()} .. {self.end.isoformat()})"
-            )
-        return (self._integral_to(ends) - self._integral_to(starts)) / duration_s
+        self._check_inside(starts, duration_s)
+        return integral.mean_intensity(self.start_s, self.step_s, self.values, self._cum, starts, duration_s)
 
     def mean_over(self, start: datetime, duration_s: float) -> float:
         """Time-weighted mean intensity over ``[start, start + duration_s)``."""
         s = epoch_s(start)
         if duration_s <= 0:
             return float(self.values[self._index(s)])
-        e = s + duration_s
-        if s < self.start_s or e > self.end_s + 1e-6:
+        values, cum = self._lists
+        mean = integral.mean_one(self.start_s, self.step_s, values, cum, s, duration_s)
+        if mean == math.inf:
             raise CarbonDataError(
                 f"{self.zone}: query outside the data ({self.start.isoformat()} .. {self.end.isoformat()})"
             )
-        return (self._integral_at(e) - self._integral_at(s)) / duration_s
-
-    def _integral_at(self, x: float) -> float:
-        off = x - self.start_s
-        k = min(int(off // self.step_s), self.values.size - 1)
-        return float(self._cum[k]) + float(self.values[k]) * (off - k * self.step_s)
+        return mean
 
     def integrate_g(self, start: datetime, duration_s: float, kwh: float) -> float:
         """gCO2eq for ``kwh`` drawn uniformly over ``[start, start + duration_s)``."""
@@ -193,20 +184,6 @@ class CarbonProvider(Protocol):
         ...
 
 
-def candidate_starts(series: IntensitySeries, window_start: float, window_end: float, duration_s: float) -> FloatArray:
-    """Start times worth trying: the window start and every step boundary that still fits.
-
-    Intensity is constant within a step, so the optimum always starts at the window start or
-    at a step boundary. When the window is shorter than the job only its start is tried.
-    """
-    last = max(window_start, window_end - duration_s)
-    s0, step = series.start_s, series.step_s
-    first_k = math.floor((window_start - s0) / step) + 1
-    last_k = math.floor((last - s0) / step)
-    grid = s0 + np.arange(first_k, last_k + 1, dtype=np.float64) * step
-    return np.concatenate(([window_start], grid))
-
-
 def best_of(
     series_by_zone: Mapping[str, IntensitySeries],
     window_start: datetime,
@@ -217,11 +194,10 @@ def best_of(
     ws, we = epoch_s(window_start), epoch_s(window_end)
     best: BestSlot | None = None
     for zone, s in series_by_zone.items():
-        starts = candidate_starts(s, ws, we, duration_s)
-        means = s.mean_over_many(starts, duration_s)
-        i = int(np.argmin(means))
-        if best is None or means[i] < best.mean_intensity - 1e-9:
-            best = BestSlot(zone, datetime.fromtimestamp(float(starts[i]), UTC), float(means[i]))
+        # The run must end by the window end; a window shorter than the run starts at once.
+        t, mean = integral.best_start(s.start_s, s.step_s, s.values, s._cum, ws, max(ws, we - duration_s), duration_s)
+        if best is None or mean < best.mean_intensity - 1e-9:
+            best = BestSlot(zone, datetime.fromtimestamp(t, UTC), mean)
     if best is None:
         raise CarbonDataError("best(): no zones given")
     return best

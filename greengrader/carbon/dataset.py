@@ -16,8 +16,15 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from greengrader.carbon import sample
 from greengrader.carbon.base import BestSlot, IntensitySeries, as_utc, best_of
-from greengrader.carbon.forecast import forecaster
+from greengrader.carbon.forecast import (
+    DEFAULT_METHOD,
+    ERROR_WINDOW_DAYS,
+    forecaster,
+    lookback_steps,
+    relative_error,
+)
 from greengrader.carbon.formats import RawSeries
 from greengrader.carbon.resample import CleanReport, merge, regularize
 from greengrader.carbon.store import CarbonStore
@@ -34,10 +41,11 @@ class DatasetProvider:
     name = "dataset"
 
     def __init__(
-        self, store: CarbonStore, *, step_s: int = 3600, forecast: str = "persistence",
-        clock: Clock | None = None,
+        self, store: CarbonStore, *, step_s: int = 3600, forecast: str = DEFAULT_METHOD,
+        clock: Clock | None = None, use_sample: bool = True,
     ) -> None:
         self.store = store
+        self.use_sample = use_sample
         self.step_s = step_s
         self.forecast_method = forecast
         self._forecast = forecaster(forecast)
@@ -67,13 +75,19 @@ class DatasetProvider:
         return self._zone_files
 
     def zones(self) -> list[str]:
+        """Zones the imported data cover (the packaged sample's are :func:`sample.zones`)."""
         return sorted(self._index())
 
     def load(self, zone: str) -> list[IntensitySeries]:
-        """Every source's full series for ``zone`` (cached in memory), in priority order."""
+        """Every source's full series for ``zone`` (cached in memory), in priority order;
+        the packaged sample for a zone that nothing imported covers."""
         if zone in self._loaded:
             return self._loaded[zone]
         files = self._index().get(zone)
+        packaged = sample.series(zone, self.store.factor) if self.use_sample and not files else None
+        if packaged is not None and self.step_s == packaged.step_s:
+            self._loaded[zone] = [packaged]
+            return self._loaded[zone]
         if not files:
             raise CarbonDataError(
                 f"no carbon data for zone {zone!r}; known zones: {', '.join(self.zones()) or 'none'} "
@@ -117,6 +131,21 @@ class DatasetProvider:
             if series.start <= at - lookback and at + timedelta(seconds=horizon_s) <= series.end:
                 return self._forecast(series, at, horizon_s)
         return self._forecast(self._covering(zone, at, at + timedelta(seconds=horizon_s)), at, horizon_s)
+
+    def forecast_error(self, zone: str, at: datetime, horizon_s: int) -> list[float]:
+        """Measured relative error of this provider's forecasts ``h`` steps ahead (index h,
+        from the step in progress), over the forecasts of the last
+        :data:`~greengrader.carbon.forecast.ERROR_WINDOW_DAYS` days whose targets are known
+        at ``at`` (the regret guard's margin); zeros where there is no history."""
+        at = as_utc(at)
+        series = self._covering(zone, at, at + timedelta(seconds=1))
+        step = series.step_s
+        h = max(1, -(-int(horizon_s) // step) + 1)
+        u = int((at.timestamp() - series.start_s) // step)
+        history = (ERROR_WINDOW_DAYS * 86_400) // step + h + lookback_steps(self.forecast_method, step)
+        lo = max(0, u - history)
+        err = relative_error(series.values[None, lo: u + 1], self.forecast_method, h, step)
+        return [float(x) for x in err[-1, 0].tolist()]
 
     def best(
         self, zones: Sequence[str], window_start: datetime, window_end: datetime, duration_s: int

@@ -111,11 +111,13 @@ def _print_decision(doc: dict[str, Any]) -> None:
     console.print(f"why: {doc['reason']}")
     if doc["fallback"]:
         console.print(f"[yellow]fallback: {doc['fallback']}[/yellow]")
-    table = Table("region", "zone", "g/kWh now", "best g/kWh", "best start", "queue wait s", "usable")
+    table = Table("region", "zone", "g/kWh now", "best g/kWh", "± forecast error", "best start", "queue wait s",
+                  "usable")
     for name, c in sorted(doc["candidates"].items(), key=lambda kv: kv[1].get("intensity") or float("inf")):
         table.add_row(
             ("* " if name == doc["region"] else "") + name, str(c.get("zone") or ""),
-            _num(c.get("intensity")), _num(c.get("best_intensity")), str(c.get("best_start") or ""),
+            _num(c.get("intensity")), _num(c.get("best_intensity")), _pct(c.get("forecast_error")),
+            str(c.get("best_start") or ""),
             _num(c.get("queue_wait_s")), "yes" if c.get("feasible", True) else f"no: {c.get('why_not')}",
         )
     console.print(table)
@@ -123,6 +125,10 @@ def _print_decision(doc: dict[str, Any]) -> None:
 
 def _num(x: Any) -> str:
     return "" if x is None else f"{float(x):.1f}"
+
+
+def _pct(x: Any) -> str:
+    return "" if x is None else f"{100 * float(x):.0f} %"
 
 
 @click.group("cas")

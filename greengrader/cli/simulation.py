@@ -24,15 +24,18 @@ def _when(text: str | None) -> datetime | None:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
-def _provider(source: str, carbon_dir: Path | None) -> Any:
+def _provider(source: str, carbon_dir: Path | None, factor: str | None) -> Any:
     from greengrader.carbon import get_provider
     from greengrader.carbon.dataset import DatasetProvider
     from greengrader.carbon.store import CarbonStore
     from greengrader.settings import get_settings
 
     settings = get_settings()
+    if factor is not None:
+        settings = settings.model_copy(update={"carbon_emission_factor": factor})
     if carbon_dir is not None:
-        return DatasetProvider(CarbonStore(settings.home, carbon_dir), step_s=settings.carbon_step_s)
+        store = CarbonStore(settings.home, carbon_dir, factor=settings.carbon_emission_factor)
+        return DatasetProvider(store, step_s=settings.carbon_step_s)
     return get_provider(source, settings)
 
 
@@ -85,21 +88,31 @@ def _print_table(doc: dict[str, Any]) -> None:
     def pct(v: float | None) -> str:
         return "—" if v is None else f"{v:+.2f} %"
 
-    table = Table(title=f"{doc['trace']['jobs']} jobs, slack {doc['config']['slack_s'] / 3600:g} h")
-    for col in ("policy", "gCO2eq", "vs static", "vs random", "vs worst", "of oracle", "delay mean",
-                "delay p95", "misses", "over cap."):
-        table.add_column(col, justify="left" if col == "policy" else "right")
+    def share(v: float | None) -> str:
+        return "—" if v is None else f"{100 * v:.0f} %"
+
+    cfg, carbon, trace = doc["config"], doc["carbon"], doc["trace"]
+    table = Table(title=f"{trace['jobs']} jobs, slack {cfg['slack_s'] / 3600:g} h")
+    for col in ("policy", "forecast", "gCO2eq", "vs static", "vs random", "vs worst", "of oracle extra",
+                "of oracle (vs static)", "delay mean", "delay p95", "misses", "over cap."):
+        table.add_column(col, justify="left" if col in ("policy", "forecast") else "right", no_wrap=True)
     for r in doc["runs"]:
-        share = r["share_of_oracle_savings"]
+        policy = r["policy"] + (" (capacity)" if r["capacity_limited"] else "")
         table.add_row(
-            r["label"], f"{r['total_g']:.3f}", pct(r["pct_vs_static"]), pct(r["pct_vs_random"]),
-            pct(r["pct_vs_worst"]), "—" if share is None else f"{100 * share:.0f} %",
+            policy, r["forecast"], f"{r['total_g']:.3f}", pct(r["pct_vs_static"]), pct(r["pct_vs_random"]),
+            pct(r["pct_vs_worst"]), share(r.get("share_of_oracle_extra")), share(r["share_of_oracle_savings"]),
             f"{r['delay_mean_s'] / 60:.1f} min", f"{r['delay_p95_s'] / 60:.1f} min",
             str(r["deadline_misses"]), "—" if r["capacity_violations"] is None else str(r["capacity_violations"]),
         )
     console = Console()
-    console.width = max(console.width, 140)
+    console.width = max(console.width, 170)
+    zones = ", ".join(f"{r}={z}" for r, z in zip(carbon["regions"], carbon["zones"], strict=True))
+    console.print(f"period {trace['start'][:16]} .. {trace['end'][:16]} UTC; regions {zones}; static "
+                  f"{cfg['static_region']}; {carbon.get('emission_factor', '')} intensity; {cfg['watts']:g} W x PUE "
+                  f"{cfg['pue']:g}; carbon {', '.join(sorted(set(carbon['sources'])))}")
     console.print(table)
+    console.print("of oracle extra: share of the oracle's extra saving over carbon-optimal now that the run "
+                  "captures; of oracle (vs static): share of the oracle's saving over static.")
 
 
 @click.command("simulate")
@@ -114,11 +127,16 @@ def _print_table(doc: dict[str, Any]) -> None:
               help="max delay per job, with a unit: 90m, 24h, 2d (a bare number is refused: seconds or hours?)")
 @click.option("--count", default=134, show_default=True, help="submissions (model trace)")
 @click.option("--seed", default=0, show_default=True)
-@click.option("--forecasts", default="oracle,persistence,seasonal-day", show_default=True)
+@click.option("--forecasts", default="oracle,persistence,seasonal-day,blend", show_default=True)
 @click.option("--capacity", default=None, type=float, help="jobs each region can start per hour (adds capacity-limited runs)")
 @click.option("--static-region", default=None, help="home region of the static baseline (default: the first)")
 @click.option("--tz", default="America/Los_Angeles", show_default=True, help="course time zone (model, figures)")
 @click.option("--watts", default=5.0, show_default=True, help="power per job (W)")
+@click.option("--pue", type=float, default=None, help="power usage effectiveness (default: GREENGRADER_PUE)")
+@click.option("--emission-factor", type=click.Choice(["lifecycle", "direct"]), default=None,
+              help="intensity factor (default: GREENGRADER_CARBON_EMISSION_FACTOR)")
+@click.option("--forecast-margin", type=float, default=None,
+              help="regret-guard margin x the forecast's error (default: GREENGRADER_FORECAST_MARGIN)")
 @click.option("--carbon-source", default="dataset", show_default=True)
 @click.option("--carbon-dir", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
               help="folder of carbon data files (default: GREENGRADER_CARBON_DATA_DIR and imported files)")
@@ -128,15 +146,23 @@ def _print_table(doc: dict[str, Any]) -> None:
 def simulate_cmd(
     trace_kind: str, regions: str | None, start: str | None, end: str | None, policies: str | None,
     slack: timedelta, count: int, seed: int, forecasts: str, capacity: float | None, static_region: str | None,
-    tz: str, watts: float, carbon_source: str, carbon_dir: Path | None, experiment: str | None,
-    as_json: bool, save: Path | None,
+    tz: str, watts: float, pue: float | None, emission_factor: str | None, forecast_margin: float | None,
+    carbon_source: str, carbon_dir: Path | None, experiment: str | None, as_json: bool, save: Path | None,
 ) -> None:
-    """Replay submissions through the scheduling policies over real hourly carbon data."""
-    provider = _provider(carbon_source, carbon_dir)
-    if experiment == "thesis":
-        from greengrader.simulation.experiments import summary_lines, thesis_replay
+    """Replay submissions through the scheduling policies over real hourly carbon data
+    (the packaged hourly sample when nothing is imported)."""
+    from greengrader.settings import get_settings
 
-        doc = thesis_replay(provider)
+    settings = get_settings()
+    provider = _provider(carbon_source, carbon_dir, emission_factor)
+    factor = emission_factor or settings.carbon_emission_factor
+    pue = settings.pue if pue is None else pue
+    margin = settings.forecast_margin if forecast_margin is None else forecast_margin
+    if experiment == "thesis":
+        from greengrader.simulation.experiments import ThesisSetup, summary_lines, thesis_replay
+
+        doc = thesis_replay(provider, ThesisSetup(pue=pue, forecast_margin=margin))
+        doc["setup"]["emission_factor"] = factor
         _emit(doc, as_json, save, lambda: click.echo("\n".join(summary_lines(doc))))
         return
     from rich.progress import Progress
@@ -155,7 +181,8 @@ def simulate_cmd(
         policies=tuple(p.strip() for p in policies.split(",")) if policies else DEFAULT_POLICIES,
         slack_s=slack_s, forecasts=tuple(f.strip() for f in forecasts.split(",")),
         capacity=None if capacity is None else (capacity * grid.step_s / 3600.0,),
-        watts=watts, static_region=static_region or next(iter(zones)), seed=seed,
+        watts=watts, pue=pue, static_region=static_region or next(iter(zones)), seed=seed,
+        forecast_margin=margin,
     )
     with Progress(transient=True, disable=as_json) as bar:
         task = bar.add_task("simulating", total=1)
@@ -165,6 +192,7 @@ def simulate_cmd(
 
         result = simulate(trace, grid, config, progress)
     doc = to_dict(result, tz)
+    doc["carbon"]["emission_factor"] = factor
     _emit(doc, as_json, save, lambda: _print_table(doc))
 
 

@@ -13,7 +13,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
@@ -25,7 +25,9 @@ from greengrader.carbon.base import as_utc
 from greengrader.carbon.regions import Region
 from greengrader.context import Context
 from greengrader.errors import CarbonDataError, SchedulingError
+from greengrader.metrics import count_decision
 from greengrader.scheduling.cas_client import PATH, PROVIDER, location_id
+from greengrader.scheduling.cas_sources import PlacerPool
 from greengrader.scheduling.placement import Placement, PlacementRequest, Placer
 
 log = logging.getLogger(__name__)
@@ -45,8 +47,10 @@ class Schedule(BaseModel):
     @field_validator("start_time")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
+        # The original clients send local-looking stamps without an offset: read them as UTC
+        # (decide() adds a warning).
         if value is not None and (value.tzinfo is None or value.utcoffset() is None):
-            raise ValueError("start_time must include a time zone")
+            return value.replace(tzinfo=UTC)
         return value
 
 
@@ -226,23 +230,38 @@ class FastJSONResponse(JSONResponse):
             return super().render(content)
 
 
-def decide(placer: Placer, regions: list[Region], body: Any, now: datetime) -> dict[str, Any]:
+def _naive(text: str) -> bool:
+    try:
+        return datetime.fromisoformat(text).tzinfo is None
+    except ValueError:
+        return False
+
+
+def decide(placer: Placer | PlacerPool, regions: list[Region], body: Any, now: datetime) -> dict[str, Any]:
     """The whole request -> response mapping (raises ValidationError / SchedulingError)."""
     req = CasRequest.model_validate(body)
     warnings: list[str] = []
+    raw_start = body.get("schedule", {}).get("start_time") if isinstance(body.get("schedule"), dict) else None
+    if isinstance(raw_start, str) and req.schedule.start_time is not None and _naive(raw_start):
+        warnings.append(f"start_time {raw_start!r} has no time zone; read as UTC")
+    pool = placer if isinstance(placer, PlacerPool) else PlacerPool(placer)
+    chosen_placer = pool.get(req.carbon_data_source, req.use_prediction, warnings)
     ids = _resolve(req, regions, warnings)
     if not ids:
         raise SchedulingError("no viable candidate: none of the candidates is a known region")
     start = as_utc(req.schedule.start_time) if req.schedule.start_time else now
-    placement = placer.place(
+    placement = chosen_placer.place(
         PlacementRequest(earliest=start, runtime_s=req.runtime, max_delay_s=req.schedule.max_delay,
                          cores=req.core_count, watts_per_core=req.watts_per_core, regions=sorted({r.name for r in ids.values()})),
         start, replay=req.schedule.start_time is None,
     )
-    return _response(req, body, ids, placement, warnings)
+    out = _response(req, body, ids, placement, warnings)
+    static = next((r.name for r in ids.values() if r.name == req.original_location), None)
+    count_decision(placement.policy, placement.fallback, placement.saved_vs(static) if static else None)
+    return out
 
 
-def create_app(placer: Placer, regions: list[Region], clock: Callable[[], datetime]) -> FastAPI:
+def create_app(placer: Placer | PlacerPool, regions: list[Region], clock: Callable[[], datetime]) -> FastAPI:
     """The CAS app over ``placer`` (which should use a carbon-minimising policy)."""
     app = FastAPI(title="GreenGrader carbon-aware scheduler", docs_url=None, redoc_url=None)
 
@@ -295,10 +314,10 @@ def app_from_context(ctx: Context) -> FastAPI:
     placer = Placer(
         SpatioTemporal(), get_provider(s.carbon_source, s), list(ctx.regions),
         watts_per_core=s.schedule_watts_per_core, pue=s.pue, capacity_aware=False, queue_aware=False,
-        forecast_cache_s=s.forecast_cache_s,
+        forecast_cache_s=s.forecast_cache_s, forecast_margin=s.forecast_margin,
     )
     _warm(placer, ctx.now())
-    return create_app(placer, list(ctx.regions), ctx.now)
+    return create_app(PlacerPool(placer, lambda name: get_provider(name, s)), list(ctx.regions), ctx.now)
 
 
 def _warm(placer: Placer, now: datetime) -> None:

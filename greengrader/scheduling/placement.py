@@ -23,7 +23,8 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from greengrader.carbon.base import CarbonProvider, IntensitySeries, as_utc, candidate_starts
+from greengrader.carbon import integral
+from greengrader.carbon.base import CarbonProvider, IntensitySeries, as_utc
 from greengrader.carbon.regions import Region
 from greengrader.errors import CarbonDataError, SchedulingError
 from greengrader.scheduling.policies import BoolArray, FloatArray, Policy
@@ -70,6 +71,7 @@ class Candidate:
     expected_g: float | None
     best_start: str | None = None  # ISO time of this region's cheapest allowed start
     best_intensity: float | None = None
+    forecast_error: float | None = None  # measured relative error at best_start (regret guard)
     queue_wait_s: float = 0.0
     backlog: int = 0
     feasible: bool = True
@@ -104,6 +106,11 @@ class Placement:
             return self.candidate_detail
         return self.explain_data.candidates() if self.explain_data is not None else {}
 
+    def saved_vs(self, region: str) -> float | None:
+        """Expected gCO2 saved versus running now in ``region`` (None if it had no data)."""
+        c = self.candidates.get(region)
+        return None if c is None or c.expected_g is None else c.expected_g - self.expected_g
+
     def candidates_json(self) -> dict[str, Any]:
         return {name: asdict(c) for name, c in self.candidates.items()}
 
@@ -137,14 +144,19 @@ class _Stack:
     grid: tuple[float, int] | None = None  # (start epoch s, step s) when stacked
     values: FloatArray | None = None  # [R, N], NaN rows for regions without data
     cum: FloatArray | None = None  # [R, N + 1] running integral (g/kWh x s)
+    # Measured relative forecast error per region and steps ahead of the first forecast
+    # step (the regret guard); None when the provider measures none.
+    rel_error: list[list[float]] | None = None
     # Means at grid-step starts for the single-decision path, keyed by the window's steps,
     # runtime and queue waits: they only change when the window crosses a step boundary.
-    _grid_means: dict[tuple[int, int, float, tuple[float, ...]], list[list[float]]] = field(
+    _grid_means: dict[tuple[float, int, float, tuple[float, ...]], list[list[float]]] = field(
         default_factory=dict, compare=False, repr=False
     )
 
     @classmethod
-    def build(cls, series: list[IntensitySeries | None], errors: dict[str, str]) -> _Stack:
+    def build(
+        cls, series: list[IntensitySeries | None], errors: dict[str, str], rel_error: list[list[float]] | None = None,
+    ) -> _Stack:
         present = [s for s in series if s is not None]
         if not present or len({(s.start_s, s.step_s) for s in present}) != 1:
             return cls(series, errors)
@@ -153,9 +165,18 @@ class _Stack:
         for i, s in enumerate(series):
             if s is not None:
                 values[i] = s.values[:n]
-        cum = np.zeros((len(series), n + 1))
-        np.cumsum(values * present[0].step_s, axis=1, out=cum[:, 1:])
-        return cls(series, errors, (present[0].start_s, present[0].step_s), values, cum)
+        cum = integral.cumulative(values, present[0].step_s)
+        return cls(series, errors, (present[0].start_s, present[0].step_s), values, cum, rel_error)
+
+    def guard(self, starts: Sequence[float], margin: float) -> list[list[float]] | None:
+        """Cost factor ``[R][S]`` of the regret guard: ``1 + margin x`` the measured error at
+        each start's horizon (None: no guard)."""
+        if margin <= 0 or self.rel_error is None or self.grid is None:
+            return None
+        start_s, step = self.grid
+        ahead = [max(0, int((t - start_s) // step)) if t == t else 0 for t in starts]
+        return [[1.0 + margin * row[min(h, len(row) - 1)] for h in ahead] if row else [1.0] * len(ahead)
+                for row in self.rel_error]
 
     @cached_property
     def _end_s(self) -> float:
@@ -171,20 +192,10 @@ class _Stack:
             return self._mean_each(starts, runtime_s)
         start_s, step = self.grid
         values, cum = self.values, self.cum
-        n = values.shape[1]
         rows = np.arange(starts.shape[1])[None, :, None]
-
-        def integral(t: FloatArray) -> FloatArray:
-            off = t - start_s
-            k = np.clip((off // step).astype(np.int64), 0, n - 1)
-            out: FloatArray = cum[rows, k] + values[rows, k] * (off - k * step)
-            return out
-
-        dur = np.maximum(runtime_s, 1e-9)
-        with np.errstate(invalid="ignore"):
-            end = starts + dur
-            mean = (integral(np.nan_to_num(end)) - integral(np.nan_to_num(starts))) / dur
-            ok = (starts >= start_s) & (end <= start_s + n * step + 1e-6) & np.isfinite(mean)
+        clean = np.nan_to_num(starts)
+        mean = integral.mean_intensity(start_s, step, values, cum, clean, runtime_s, rows)
+        ok = integral.inside(start_s, step, values.shape[1], starts, runtime_s) & np.isfinite(mean)
         out: FloatArray = np.where(ok, mean, np.inf)
         return out
 
@@ -196,41 +207,18 @@ class _Stack:
         return self.values.tolist(), self.cum.tolist()
 
     def _mean_one(self, r: int, eff: float, dur: float) -> float:
-        """:meth:`mean` for one cell (the same arithmetic, so the same answer)."""
+        """:meth:`mean` for one cell (the same integral, so the same answer)."""
         assert self.grid is not None
         start_s, step = self.grid
         values, cum = self._lists
-        vals, acc = values[r], cum[r]
-        n = len(vals)
-        end = eff + dur
-        if not (eff >= start_s and end <= start_s + n * step + 1e-6):
-            return math.inf
-        off0, off1 = eff - start_s, end - start_s
-        # Both offsets are >= 0 here; only the end of the data needs clipping.
-        k0, k1 = int(off0 // step), int(off1 // step)
-        if k1 >= n:
-            k1 = n - 1
-            k0 = min(k0, k1)
-        mean = ((acc[k1] + vals[k1] * (off1 - k1 * step)) - (acc[k0] + vals[k0] * (off0 - k0 * step))) / dur
-        return mean if math.isfinite(mean) else math.inf
+        return integral.mean_one(start_s, step, values[r], cum[r], eff, dur)
 
     def _column(self, eff: float, dur: float) -> list[float]:
-        """:meth:`_mean_one` for every region at one start (the grid indices are shared)."""
+        """:meth:`_mean_one` for every region at one start."""
         assert self.grid is not None
         start_s, step = self.grid
         values, cum = self._lists
-        n = len(values[0])
-        end = eff + dur
-        if not (eff >= start_s and end <= start_s + n * step + 1e-6):
-            return [math.inf] * len(values)
-        off0, off1 = eff - start_s, end - start_s
-        k0, k1 = int(off0 // step), int(off1 // step)
-        if k1 >= n:
-            k1 = n - 1
-            k0 = min(k0, k1)
-        d0, d1 = off0 - k0 * step, off1 - k1 * step
-        out = [((acc[k1] + vals[k1] * d1) - (acc[k0] + vals[k0] * d0)) / dur for vals, acc in zip(values, cum, strict=True)]
-        return [m if math.isfinite(m) else math.inf for m in out]
+        return integral.mean_column(start_s, step, values, cum, eff, dur)
 
     def _means_at(self, t: float, dur: float, waits: Sequence[float]) -> list[float]:
         if all(w == waits[0] for w in waits):  # the usual case: no queue waits
@@ -245,21 +233,22 @@ class _Stack:
         assert self.grid is not None
         start_s, step = self.grid
         dur = max(runtime_s, 1e-9)
-        k0 = count = 0
-        if w1 > w0:
-            k0 = math.floor((w0 - start_s) / step) + 1
-            count = max(math.floor((w1 - start_s) / step) + 1 - k0, 0)
-        starts = [w0, *(start_s + float(k0 + c) * step for c in range(count))]
-        key = (k0, count, runtime_s, tuple(waits))
+        inner = _inner_starts(start_s, step, w0, w1, runtime_s, waits)
+        # The interior starts sit on the grid: their means only change when the window
+        # gains or loses one, so they are cached; the window ends are computed each time.
+        key = (inner[0] if inner else 0.0, len(inner), runtime_s, tuple(waits))
         later = self._grid_means.get(key)
         if later is None:
-            columns = [self._means_at(g, dur, waits) for g in starts[1:]]
+            columns = [self._means_at(g, dur, waits) for g in inner]
             later = [list(row) for row in zip(*columns, strict=True)] if columns else [[] for _ in waits]
             if len(self._grid_means) > 4096:
                 self._grid_means.clear()
             self._grid_means[key] = later
         first = self._means_at(w0, dur, waits)
-        return starts, [[m, *rest] for m, rest in zip(first, later, strict=True)]
+        if w1 <= w0:
+            return [w0], [[m] for m in first]
+        last = self._means_at(w1, dur, waits)
+        return [w0, *inner, w1], [[m, *rest, z] for m, rest, z in zip(first, later, last, strict=True)]
 
     def _mean_each(self, starts: FloatArray, runtime_s: FloatArray) -> FloatArray:
         out = np.full(starts.shape, np.inf)
@@ -273,6 +262,22 @@ class _Stack:
             for j, k in zip(*np.nonzero(inside), strict=True):
                 out[j, i, k] = s.mean_over_many(np.array([eff[j, k]]), float(d[j, k]))[0]
         return out
+
+
+def _inner_starts(
+    origin_s: float, step_s: float, w0: float, w1: float, runtime_s: float, waits: Sequence[float]
+) -> list[float]:
+    """Interior candidate starts of one window for every distinct queue wait (sorted)."""
+    distinct = set(waits)
+    if len(distinct) == 1:
+        (wait,) = distinct
+        if wait == 0:
+            return integral.interior_list(origin_s, step_s, w0, w1, runtime_s)
+        return [t - wait for t in integral.interior_list(origin_s, step_s, w0 + wait, w1 + wait, runtime_s)]
+    merged = np.concatenate([
+        integral.interior_candidates(origin_s, step_s, w0 + w, w1 + w, runtime_s) - w for w in sorted(distinct)
+    ])
+    return [float(t) for t in np.unique(merged[(merged > w0) & (merged < w1)]).tolist()]
 
 
 class Placer:
@@ -290,8 +295,10 @@ class Placer:
         queue_aware: bool = True,
         queue_wait_penalty: float = 50.0,
         forecast_cache_s: float = 60.0,
+        forecast_margin: float = 0.0,
     ) -> None:
         self.policy = policy
+        self.forecast_margin = forecast_margin
         self.provider = provider
         self.regions = list(regions)
         self.watts_per_core = watts_per_core
@@ -350,8 +357,22 @@ class Placer:
                 errors[r.name] = f"no carbon data: {exc}"
         if len(self._cache) > 256:
             self._cache.clear()
-        stack = self._cache[key] = _Stack.build(series, errors)
+        stack = self._cache[key] = _Stack.build(series, errors, self._errors(regions, now, horizon_s))
         return stack
+
+    def _errors(self, regions: Sequence[Region], now: datetime, horizon_s: int) -> list[list[float]] | None:
+        """The provider's measured forecast error per region (for the regret guard), when it
+        measures one and the policy can wait."""
+        measure = getattr(self.provider, "forecast_error", None)
+        if self.forecast_margin <= 0 or not self.policy.temporal or not callable(measure):
+            return None
+        out: list[list[float]] = []
+        for r in regions:
+            try:
+                out.append(list(measure(r.zone, now, horizon_s)))
+            except CarbonDataError:
+                out.append([])
+        return out
 
     def _replay_offset(self, zone: str, now: datetime) -> float:
         """Seconds to add to ``now`` to reach the carbon data's time (0 unless replaying)."""
@@ -408,6 +429,9 @@ class Placer:
         kwh = runtime * (req.cores * (req.watts_per_core or self.watts_per_core)) * self.pue / J_PER_KWH
         pen = self.queue_wait_penalty
         costs = [[kwh * (i + pen * wait / 3600.0) for i in row] for row, wait in zip(intensity, waits, strict=True)]
+        guard = stack.guard(starts, self.forecast_margin)
+        if guard is not None:
+            costs = [[c * f for c, f in zip(row, g, strict=True)] for row, g in zip(costs, guard, strict=True)]
         usable, why = self._usable(regions, loads, stack.errors)
         names = [r.name for r in regions]
         ri, si = self.policy.choose_one(costs, usable, job=req.job, regions=names)
@@ -420,7 +444,7 @@ class Placer:
             expected_g=kwh * intensity[ri][si], intensity=intensity[ri][si],
             runtime_s=req.runtime_s, energy_kwh=kwh,
             explain_data=_Explain(self.policy.name, regions, [t - shift for t in starts], intensity, costs,
-                                  kwh, waits, loads, why, usable, ri, si, shift),
+                                  kwh, waits, loads, why, usable, ri, si, shift, guard, self.forecast_margin),
         )
 
     def place_many(
@@ -457,11 +481,16 @@ class Placer:
         waits = runtime[:, None] * rounds[None, :]  # [J, R] seconds
         horizon = int(windows[:, 1].max() - now_s + waits.max() + runtime.max()) + 1
         stack = self._forecasts(regions, now, horizon)
-        starts = self._starts(stack, windows, runtime)  # [J, S], NaN padding
+        starts = self._starts(stack, windows, runtime, waits)  # [J, S], NaN padding
         intensity = stack.mean(starts[:, None, :] + waits[:, :, None], runtime[:, None, None])
         watts = np.array([r.cores * (r.watts_per_core or self.watts_per_core) for r in reqs])
         kwh = runtime * watts * self.pue / J_PER_KWH
         costs = kwh[:, None, None] * (intensity + self.queue_wait_penalty * waits[:, :, None] / 3600.0)
+        factors: list[list[list[float]] | None] = [None] * len(reqs)
+        if stack.rel_error is not None:
+            factors = [stack.guard(row.tolist(), self.forecast_margin) for row in starts]
+            if factors[0] is not None:
+                costs = costs * np.array(factors)
         feasible, why = self._feasible(regions, loads, stack.errors)
         r_idx, s_idx = self.policy.choose(
             costs, feasible[None, :, None], jobs=[r.job for r in reqs], regions=[r.name for r in regions]
@@ -479,34 +508,29 @@ class Placer:
                 expected_g=float(kwh[j] * intensity[j, ri, si]), intensity=float(intensity[j, ri, si]),
                 runtime_s=req.runtime_s, energy_kwh=float(kwh[j]),
                 explain_data=_Explain(self.policy.name, regions, starts[j] - shift, intensity[j], costs[j],
-                                      float(kwh[j]), waits[j], loads, why, feasible, ri, si, shift),
+                                      float(kwh[j]), waits[j], loads, why, feasible, ri, si, shift,
+                                      factors[j], self.forecast_margin),
             ))
         return results
 
     @staticmethod
-    def _starts(stack: _Stack, windows: FloatArray, runtime: FloatArray) -> FloatArray:
-        """Candidate starts per job ``[J, S]``: the window start, then every step boundary of
-        the forecast up to the window end (intensity is constant within a step, so the best
-        start is one of these); NaN pads shorter windows."""
+    def _starts(stack: _Stack, windows: FloatArray, runtime: FloatArray, waits: FloatArray) -> FloatArray:
+        """Candidate starts per job ``[J, S]`` (sorted, NaN padding): the window ends and
+        every start at which the run, shifted by a region's queue wait, starts or ends on a
+        step boundary (:mod:`greengrader.carbon.integral`: the optimum is one of these)."""
         w0, w1 = windows[:, 0], windows[:, 1]
         if not (w1 > w0).any():
             out0: FloatArray = w0[:, None].copy()
             return out0
-        if stack.grid is not None:
-            start_s, step = stack.grid
-            k0 = np.floor((w0 - start_s) / step) + 1
-            count = np.maximum(np.floor((w1 - start_s) / step) + 1 - k0, 0).astype(np.int64)
-            cols = np.arange(int(count.max()))[None, :]
-            grid = np.where(cols < count[:, None], start_s + (k0[:, None] + cols) * step, np.nan)
-            return np.concatenate([w0[:, None], grid], axis=1)
-        rows = []
-        for a, b, d in zip(w0, w1, runtime, strict=True):
-            points = [candidate_starts(s, a, b + d, d) for s in stack.series if s is not None and b > a]
-            merged = np.unique(np.concatenate([np.array([a]), *points]))
-            rows.append(merged[(merged >= a) & (merged <= b)])
-        out = np.full((len(rows), max(len(r) for r in rows)), np.nan)
-        for i, r in enumerate(rows):
-            out[i, : len(r)] = r
+        grids = [stack.grid] if stack.grid is not None else sorted(
+            {(s.start_s, float(s.step_s)) for s in stack.series if s is not None})
+        parts = []
+        for origin, step in grids:
+            for wait in np.unique(waits, axis=1).T:
+                parts.append(integral.candidate_matrix(origin, step, w0 + wait, w1 + wait, runtime) - wait[:, None])
+        if not parts:
+            return w0[:, None].copy()
+        out: FloatArray = np.sort(np.concatenate(parts, axis=1), axis=1)
         return out
 
     def _feasible(
@@ -562,6 +586,13 @@ class _Explain:
     ri: int
     si: int
     shift: float = 0.0
+    guard: Sequence[Sequence[float]] | None = None  # [R, S] regret-guard cost factors
+    margin: float = 0.0
+
+    def _error(self, r: int, s: int) -> float | None:
+        if self.guard is None or self.margin <= 0:
+            return None
+        return (self.guard[r][s] - 1.0) / self.margin
 
     def candidates(self) -> dict[str, Candidate]:
         costs, intensity = _plain(self.costs), _plain(self.intensity)
@@ -586,6 +617,7 @@ class _Explain:
                 expected_g=self.kwh * now_i if known else None,
                 best_start=iso[best] if best is not None else None,
                 best_intensity=intensity[i][best] if best is not None else None,
+                forecast_error=self._error(i, best) if best is not None else None,
                 queue_wait_s=waits[i], backlog=self.loads.get(r.name, _IDLE).backlog,
                 feasible=self.why[r.name] is None, why_not=self.why[r.name],
             )
@@ -602,6 +634,7 @@ class _Explain:
         if finite:
             bi = min(finite, key=now_col.__getitem__)
             parts.append(f"best immediate: {self.regions[bi].name} {now_col[bi]:.0f} g/kWh")
+        parts += self._guard_reason(intensity)
         skipped = [f"{n} ({w})" for n, w in self.why.items() if w]
         if skipped:
             parts.append("skipped " + ", ".join(skipped))
@@ -610,6 +643,27 @@ class _Explain:
         if self.shift:
             parts.append(f"carbon data replayed at {_iso(float(starts[0]) + self.shift)}")
         return "; ".join(parts)
+
+
+    def _guard_reason(self, intensity: Sequence[Sequence[float]]) -> list[str]:
+        """Why the job waited or ran now, against the forecast's measured error."""
+        if self.guard is None or self.margin <= 0:
+            return []
+        chosen = intensity[self.ri][self.si]
+        if self.si > 0:
+            now = intensity[self.ri][0]
+            err = self._error(self.ri, self.si) or 0.0
+            saving = (now - chosen) / chosen * 100.0 if chosen > 0 else 0.0
+            return [f"waited: forecast {chosen:.0f} g/kWh ± {100 * err:.0f} % saves {saving:.0f} % vs now, "
+                    f"beyond the margin of {self.margin:g} x the error"]
+        ok = _plain(self.feasible)
+        later = [(v, r, k) for r, row in enumerate(intensity) if ok[r] for k, v in enumerate(row) if k > 0 and math.isfinite(v)]
+        if not later or min(later)[0] >= chosen:
+            return []
+        v, r, k = min(later)
+        err = self._error(r, k) or 0.0
+        return [f"ran now: a later start looked {(chosen - v) / v * 100.0:.0f} % cheaper "
+                f"({v:.0f} g/kWh ± {100 * err:.0f} %), within the margin of {self.margin:g} x the error"]
 
 
 def _plain(x: Any) -> Any:

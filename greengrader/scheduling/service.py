@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from greengrader.carbon import get_provider
 from greengrader.context import Context
 from greengrader.errors import BrokerUnavailable, GreengraderError, NotFound, SchedulingError
+from greengrader.metrics import count_decision
 from greengrader.models import Decision, Status, Submission
 from greengrader.scheduling.liveness import RegionLiveness, live_view, region_liveness
 from greengrader.scheduling.placement import (
@@ -60,6 +61,7 @@ def _new_placer(ctx: Context) -> Placer:
         queue_aware=s.queue_aware,
         queue_wait_penalty=s.queue_wait_penalty,
         forecast_cache_s=s.forecast_cache_s,
+        forecast_margin=s.forecast_margin,
     )
 
 
@@ -172,6 +174,7 @@ def schedule_submission(ctx: Context, submission_id: int, *, cas: CasClient | No
             sub.move_to(Status.QUEUED, f"released to {placement.region}", now=now)
             sub.dispatch += 1
         dispatch = sub.dispatch
+    count_decision(placement.policy, placement.fallback, placement.saved_vs(ctx.settings.default_region))
     if due:
         enqueue_grade(ctx, submission_id, placement.region, dispatch)
     return decision

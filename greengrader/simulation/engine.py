@@ -11,11 +11,15 @@ Model (also in ``docs/simulation.md``):
 - Job ``j`` arrives at ``a_j`` in grid step ``H_j`` and may start in step ``H_j`` (at once)
   or at any later step boundary up to ``a_j + slack`` (and, with deadlines respected, no
   later than its deadline minus its runtime).
-- Starting at step ``t`` in region ``r`` costs the mean actual intensity over the whole
+- Starting at step ``t`` in region ``r`` is decided on the mean intensity over the whole
   steps the run occupies (``ceil(runtime / step)`` steps from ``t``; for runs shorter than a
-  step, the intensity of the step it starts in). Decisions use that cost (perfect foresight)
-  or its forecast; every run is charged energy x that actual cost, so the oracle is a true
-  lower bound. The start time is ``a_j`` in step ``H_j`` and the step boundary otherwise.
+  step, the intensity of the step it starts in). Decisions use that cost on actual values
+  (the oracle) or on a forecast issued in step ``H_j``: the nowcast (the actual value of
+  ``H_j``) for the step in progress and forecast values for every later step the run
+  occupies, so nothing after ``H_j`` is seen. The start time is ``a_j`` in step ``H_j`` and
+  the step boundary otherwise. Every run is charged energy x the exact mean actual
+  intensity over ``[start, start + runtime)`` (:mod:`greengrader.carbon.integral`), so a
+  run crossing a step boundary pays each step for the seconds it spends there.
 - Energy = runtime x ``watts`` x ``pue`` (a constant-power model; percentages between
   policies do not depend on it).
 - Capacity: each region starts at most ``capacity[r]`` jobs per grid step. Capacity-limited
@@ -34,7 +38,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from greengrader.carbon.forecast import METHODS, _source_index
+from greengrader.carbon import integral
+from greengrader.carbon.forecast import METHODS, predict
 from greengrader.errors import ConfigError, SimulationError
 from greengrader.scheduling.policies import NO_CHOICE, POLICIES, Policy, get_policy
 from greengrader.simulation.grid import CarbonGrid
@@ -60,7 +65,7 @@ ORACLE = "oracle"
 class SimulationConfig:
     policies: tuple[str, ...] = DEFAULT_POLICIES
     slack_s: float = 0.0
-    forecasts: tuple[str, ...] = ("oracle", "persistence", "seasonal-day")
+    forecasts: tuple[str, ...] = ("oracle", "persistence", "seasonal-day", "blend")
     #: Jobs each region can start per grid step (one value for all or one per region).
     capacity: tuple[float, ...] | None = None
     watts: float = 5.0
@@ -68,12 +73,17 @@ class SimulationConfig:
     static_region: str | int = 0
     seed: int = 0
     respect_deadlines: bool = True
+    #: Regret guard: a forecast-driven delay must save more than this times the forecast's
+    #: measured relative error at that horizon (0 turns the guard off).
+    forecast_margin: float = 0.25
     #: Jobs decided together in a capacity-limited round (a speed knob, not a semantic one).
     block: int = 4096
 
     def __post_init__(self) -> None:
         if self.slack_s < 0:
             raise ConfigError("slack must be >= 0")
+        if self.forecast_margin < 0:
+            raise ConfigError("the forecast margin must be >= 0")
         for f in self.forecasts:
             if f not in METHODS:
                 raise ConfigError(f"unknown forecast {f!r} (known: {', '.join(METHODS)})")
@@ -156,10 +166,17 @@ def decision_grid(values: FloatArray, span: int) -> FloatArray:
     value where the run would leave the data)."""
     if span <= 1:
         return values
-    cum = np.zeros((values.shape[0], values.shape[1] + 1))
-    np.cumsum(values, axis=1, out=cum[:, 1:])
-    idx = np.minimum(np.arange(values.shape[1]) + span, values.shape[1])
-    out: FloatArray = (cum[:, idx] - cum[:, : values.shape[1]]) / span
+    padded = np.concatenate([values, np.repeat(values[:, -1:], span - 1, axis=1)], axis=1)
+    return run_means(padded, span)
+
+
+def run_means(steps: FloatArray, span: int) -> FloatArray:
+    """Mean over ``span`` consecutive steps along the last axis (``[..., T]`` ->
+    ``[..., T - span + 1]``): the cost of a run that occupies those steps."""
+    if span <= 1:
+        return steps
+    cum = integral.cumulative(steps, 1.0)
+    out: FloatArray = (cum[..., span:] - cum[..., :-span]) / span
     return out
 
 
@@ -173,9 +190,14 @@ Decide = Callable[[IntArray, "IntArray | None"], tuple[IntArray, IntArray]]
 class PolicyDecider:
     """Decisions of one policy under one forecast for a subset of jobs."""
 
-    def __init__(self, policy: Policy, forecast: str, grid: CarbonGrid, win: Windows) -> None:
+    def __init__(self, policy: Policy, forecast: str, grid: CarbonGrid, win: Windows, margin: float = 0.0) -> None:
         self.policy, self.forecast, self.grid, self.win = policy, forecast, grid, win
+        self.margin = margin
         self._grids: dict[int, FloatArray] = {}
+
+    def errors(self, horizon: int) -> FloatArray:
+        """The forecast's measured relative error ``[steps, R, >= horizon]`` (regret guard)."""
+        return self.grid.forecast_errors(self.forecast, horizon)
 
     def actual(self, span: int) -> FloatArray:
         """Actual mean intensity over ``span`` steps from each step (what a run is charged)."""
@@ -191,15 +213,16 @@ class PolicyDecider:
         spans = self.win.span[jobs]
         lo_span, hi_span = int(spans.min()), int(spans.max())
         if lo_span == hi_span:  # the usual case: every run shorter than a step
-            return decide(jobs, self._grid(lo_span), remaining)
+            return decide(jobs, lo_span, remaining)
         region = np.full(jobs.size, NO_CHOICE, dtype=np.int64)
         step = np.full(jobs.size, NO_CHOICE, dtype=np.int64)
         for span in np.unique(spans):
             sel = np.nonzero(spans == span)[0]
-            region[sel], step[sel] = decide(jobs[sel], self._grid(int(span)), remaining)
+            region[sel], step[sel] = decide(jobs[sel], int(span), remaining)
         return region, step
 
-    def _oracle(self, jobs: IntArray, g: FloatArray, remaining: IntArray | None) -> tuple[IntArray, IntArray]:
+    def _oracle(self, jobs: IntArray, span: int, remaining: IntArray | None) -> tuple[IntArray, IntArray]:
+        g = self._grid(span)
         first, n = self.win.first[jobs], self.win.n_starts[jobs]
         lo, hi = int(first.min()), int((first + n).max())
         mask = None if remaining is None else remaining[:, lo:hi] > 0
@@ -208,20 +231,24 @@ class PolicyDecider:
         )
         return r, np.where(t >= 0, t + lo, NO_CHOICE)
 
-    def _forecasted(self, jobs: IntArray, g: FloatArray, remaining: IntArray | None) -> tuple[IntArray, IntArray]:
+    def _forecasted(self, jobs: IntArray, span: int, remaining: IntArray | None) -> tuple[IntArray, IntArray]:
         # Every job decided at the same step with the same number of starts sees the same
-        # forecast cube, so decide once per distinct (first step, starts) and gather.
+        # forecast cube, so decide once per distinct (first step, starts) and gather. The
+        # cube holds the nowcast for the step in progress and forecast values after it, for
+        # every step a run occupies: nothing after the decision step is read.
         first, n = self.win.first[jobs], self.win.n_starts[jobs]
         n_max = int(n.max())
         keys = first * (n_max + 1) + n
         uniq, inverse = np.unique(keys, return_inverse=True)
         u_first, u_n = uniq // (n_max + 1), uniq % (n_max + 1)
         target = u_first[:, None] + np.arange(n_max)[None, :]
-        src = _source_index(self.forecast, self.grid.step_s, np.broadcast_to(u_first[:, None], target.shape), target)
-        src = np.clip(src, 0, g.shape[1] - 1)
-        cube = g[:, src].transpose(1, 0, 2)
+        per_step = predict(self.grid.values, u_first, n_max + span - 1, self.forecast, self.grid.step_s)
+        cube = run_means(per_step, span)
+        if self.margin > 0 and self.policy.temporal:
+            # A later start must beat starting now by more than the forecast's own error.
+            cube = cube * (1.0 + self.margin * self.errors(n_max)[u_first, :, :n_max])
         ok = np.broadcast_to((np.arange(n_max)[None, :] < u_n[:, None])[:, None, :], cube.shape)
-        tgt = np.minimum(target, g.shape[1] - 1)
+        tgt = np.minimum(target, self.grid.n_steps - 1)
         if remaining is not None:
             ok = ok & (remaining[:, tgt] > 0).transpose(1, 0, 2)
         r, s = self.policy.choose(cube, ok, jobs=np.zeros(uniq.size, dtype=np.int64),
@@ -291,13 +318,10 @@ def _realise(
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     grid = decider.grid
     start = np.where(step == win.first, trace.arrival_s, grid.start_s + step * float(grid.step_s))
-    if win.span.min() == win.span.max():
-        intensity = decider.actual(int(win.span[0]))[region, step]
-    else:
-        intensity = np.empty(region.size)
-        for span in np.unique(win.span):
-            sel = win.span == span
-            intensity[sel] = decider.actual(int(span))[region[sel], step[sel]]
+    # Charged by the seconds the run spends in each step (a run crossing a boundary pays
+    # both steps' intensity).
+    intensity = integral.mean_intensity(grid.start_s, grid.step_s, grid.values, grid.cum, start,
+                                        trace.runtime_s, rows=region)
     kwh = trace.runtime_s * config.watts * config.pue / J_PER_KWH
     return start, intensity, kwh * intensity
 
@@ -308,7 +332,7 @@ def run_policy(
 ) -> Run:
     t0 = time.perf_counter()
     policy = get_policy(policy_name, seed=config.seed, static_region=config.static_region)
-    decide = PolicyDecider(policy, forecast, grid, win)
+    decide = PolicyDecider(policy, forecast, grid, win, config.forecast_margin)
     all_jobs = np.arange(len(trace), dtype=np.int64)
     if capacity is None:
         region, step = decide(all_jobs, None)
@@ -329,7 +353,8 @@ def plan(config: SimulationConfig) -> list[tuple[str, str, bool]]:
     for name in config.policies:
         if name not in POLICIES and ":" not in name:
             raise ConfigError(f"unknown policy {name!r} (known: {', '.join(POLICIES)})")
-    names = list(dict.fromkeys([*BASELINES, *config.policies, "spatio-temporal"]))
+    # The baselines, spatial-now (carbon-optimal) and the oracle are the references of the metrics.
+    names = list(dict.fromkeys([*BASELINES, *config.policies, "carbon-optimal", "spatio-temporal"]))
     runs = []
     for limited in ((False, True) if config.capacity is not None else (False,)):
         for name in names:

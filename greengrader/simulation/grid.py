@@ -4,12 +4,14 @@ built from any :class:`~greengrader.carbon.base.CarbonProvider`'s series."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
 
+from greengrader.carbon import integral
 from greengrader.carbon.base import CarbonProvider, IntensitySeries, as_utc
 from greengrader.errors import CarbonDataError, SimulationError
 
@@ -27,6 +29,7 @@ class CarbonGrid:
     step_s: int
     values: FloatArray
     sources: tuple[str, ...] = ()
+    _errors: dict[tuple[str, int], FloatArray] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         v = np.ascontiguousarray(self.values, dtype=np.float64)
@@ -37,6 +40,23 @@ class CarbonGrid:
             raise SimulationError("carbon grid needs one zone per region")
         if not np.all(np.isfinite(v)):
             raise SimulationError("carbon grid has missing values (NaN)")
+
+    @cached_property
+    def cum(self) -> FloatArray:
+        """Running integral per region ``[R, n_steps + 1]`` (see :mod:`greengrader.carbon.integral`)."""
+        return integral.cumulative(self.values, self.step_s)
+
+    def forecast_errors(self, method: str, horizon: int) -> FloatArray:
+        """:func:`~greengrader.carbon.forecast.relative_error` of ``method`` on this grid
+        ``[n_steps, R, >= horizon]``, computed once per method and horizon."""
+        from greengrader.carbon.forecast import relative_error
+
+        for (m, h), err in self._errors.items():
+            if m == method and h >= horizon:
+                return err
+        err = relative_error(self.values, method, horizon, self.step_s)
+        self._errors[(method, horizon)] = err
+        return err
 
     @property
     def n_steps(self) -> int:

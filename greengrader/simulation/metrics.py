@@ -44,6 +44,7 @@ def add_metrics(result: SimulationResult, capacity: IntArray | None) -> None:
     for run in result.runs:
         base = {b: _total(result, b, run.capacity_limited) for b in ("static", "random", "worst")}
         oracle = _total(result, "spatio-temporal", run.capacity_limited)
+        spatial = _total(result, "carbon-optimal", run.capacity_limited)
         delay = run.start_s - trace.arrival_s
         finish = run.start_s + trace.runtime_s
         due = ~np.isnan(trace.deadline_s) & (trace.arrival_s <= trace.deadline_s)
@@ -63,6 +64,8 @@ def add_metrics(result: SimulationResult, capacity: IntArray | None) -> None:
             "pct_vs_worst": pct(total, base["worst"]),
             "share_of_oracle_savings": (base["static"] - total) / saved_by_oracle
             if saved_by_oracle > 0 else None,
+            "share_of_oracle_extra": share_of_extra(total, spatial, oracle),
+            "saved_vs_static_g": base["static"] - total,
             "delay_mean_s": float(delay.mean()),
             "delay_p95_s": float(np.percentile(delay, 95)),
             "deadline_misses": int(np.count_nonzero(due & (finish > trace.deadline_s))),
@@ -71,6 +74,16 @@ def add_metrics(result: SimulationResult, capacity: IntArray | None) -> None:
             else capacity_violations(run, result.grid.start_s, result.grid.step_s, capacity),
             "seconds": run.seconds,
         }
+
+
+def share_of_extra(total: float, spatial: float, oracle: float) -> float | None:
+    """Share of the oracle's extra saving over spatial-now that a run captures:
+    ``(spatial - total) / (spatial - oracle)`` (1 = all of what slack makes possible, 0 = no
+    better than placing now, negative = worse than placing now); None without any extra."""
+    extra = spatial - oracle
+    if extra <= 1e-12 * max(abs(spatial), 1.0):
+        return None
+    return (spatial - total) / extra
 
 
 def _total(result: SimulationResult, policy: str, limited: bool) -> float:

@@ -12,7 +12,6 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from greengrader.carbon.carbon_aware_sdk import CarbonAwareSdkProvider
-from greengrader.carbon.cas import CasCarbonProvider
 from greengrader.carbon.dataset import DatasetProvider
 from greengrader.carbon.electricitymaps import ElectricityMapsProvider
 from greengrader.carbon.fallback import FallbackProvider
@@ -217,30 +216,3 @@ def test_carbon_aware_sdk_non_list_is_an_error(httpserver: HTTPServer) -> None:
     httpserver.expect_request("/emissions/bylocations").respond_with_json({"title": "Bad Request"})
     with pytest.raises(ProviderError, match="expected a JSON list"):
         CarbonAwareSdkProvider(client(httpserver, "carbon-aware-sdk")).series("x", T, T + timedelta(hours=1))
-
-
-# --- c3lab-shaped CAS ------------------------------------------------------------------------
-
-def test_cas_client_best_and_request_shape(httpserver: HTTPServer) -> None:
-    doc = {
-        "original-region": "US-CAL-CISO",
-        "optimal-regions": [{"rating": 1.0, "candidates": ["CA-ON"]}],
-        "raw-scores": {"CA-ON": {"energy-usage": 0.002, "carbon-emission-from-compute": 0.1,
-                                 "carbon-emission-from-migration": 0.0, "carbon-emission": 0.1}},
-        "weighted-scores": {"CA-ON": 0.1},
-    }
-    httpserver.expect_request("/carbon-aware-scheduler/", method="POST").respond_with_json(doc)
-    p = CasCarbonProvider(client(httpserver, "cas"))
-    slot = p.best(["US-CAL-CISO", "CA-ON"], T, T + timedelta(hours=2), 60)
-    assert slot.zone == "CA-ON" and slot.start == T and slot.mean_intensity == pytest.approx(50.0)
-    body = httpserver.log[0][0].get_json()
-    assert body["runtime"] == 60 and body["schedule"]["max_delay"] == 7140
-    assert [c["id"] for c in body["candidate_locations"]] == ["US-CAL-CISO", "CA-ON"]
-    with pytest.raises(ProviderError, match="not intensity series"):
-        p.series("CA-ON", T, T + timedelta(hours=1))
-
-
-def test_cas_client_no_viable_candidate(httpserver: HTTPServer) -> None:
-    httpserver.expect_request("/carbon-aware-scheduler/").respond_with_json({"detail": "no viable candidate"}, status=400)
-    with pytest.raises(ProviderError, match="HTTP 400"):
-        CasCarbonProvider(client(httpserver, "cas")).best(["A"], T, T + timedelta(hours=1), 60)

@@ -126,7 +126,6 @@ def test_candidate_providers_means_every_region(cas_url: str) -> None:
         (c3lab_body(runtime=-1), 422),
         (c3lab_body(runtime="fifty"), 422),
         (c3lab_body(candidate_providers=["AWS"]), 422),  # both kinds of candidates
-        (c3lab_body(schedule={"type": "onetime", "start_time": "2023-05-10T18:30:00"}), 422),  # naive
         (c3lab_body(schedule={"type": "poisson", "interval": 60}), 422),
         (c3lab_body(schedule={"type": "onetime", "max_delay": -5}), 422),
         (c3lab_body(candidate_locations=[]), 422),
@@ -204,3 +203,35 @@ def test_cas_serve_on_a_busy_port_fails_before_announcing(tmp_path: Any) -> None
 def test_healthz_is_part_of_the_documented_api(cas_url: str) -> None:
     assert requests.get(cas_url + "/healthz", timeout=10).json()
     assert "/healthz" in requests.get(cas_url + "/openapi.json", timeout=10).json()["paths"]
+def test_start_time_without_zone_is_utc_with_a_warning(cas_url: str) -> None:
+    naive = call(cas_url, c3lab_body(schedule={"type": "onetime", "start_time": "2023-05-10T18:30:00"}))
+    aware = call(cas_url, c3lab_body())
+    assert naive.status_code == 200, naive.text
+    doc = naive.json()
+    assert doc["optimal-start-time"] == START.isoformat()
+    assert doc["optimal-regions"] == aware.json()["optimal-regions"]
+    assert any("no time zone" in w for w in doc["warnings"])
+    assert not any("no time zone" in w for w in aware.json()["warnings"])
+
+
+def test_carbon_data_source_that_is_not_configured_is_a_warning(cas_url: str) -> None:
+    doc = call(cas_url, c3lab_body(carbon_data_source="c3lab")).json()
+    assert any("carbon_data_source 'c3lab'" in w for w in doc["warnings"])
+
+
+def test_use_prediction_picks_forecast_or_actual_values(carbon_dir: Path, tmp_path: Path) -> None:
+    from greengrader.scheduling.cas_service import decide
+
+    # Persistence holds the nowcast flat, so with prediction the job runs at once; with
+    # actual values it waits for the real minimum, which the oracle placement confirms.
+    persistence = DatasetProvider(CarbonStore(tmp_path / "p", carbon_dir / "electricitymaps_greendcc"),
+                                  forecast="persistence")
+    oracle = DatasetProvider(CarbonStore(tmp_path / "o", carbon_dir / "electricitymaps_greendcc"), forecast="oracle")
+    body = c3lab_body(schedule={"type": "onetime", "start_time": START.isoformat(), "max_delay": 12 * 3600})
+    placer = Placer(SpatioTemporal(), persistence, REGIONS, capacity_aware=False, queue_aware=False)
+    truth = Placer(SpatioTemporal(), oracle, REGIONS, capacity_aware=False, queue_aware=False)
+    actual = decide(placer, REGIONS, {**body, "use_prediction": False}, START)
+    predicted = decide(placer, REGIONS, {**body, "use_prediction": True}, START)
+    expected = decide(truth, REGIONS, {**body, "use_prediction": True}, START)
+    assert actual["optimal-start-time"] == expected["optimal-start-time"] != START.isoformat()
+    assert predicted["optimal-start-time"] == START.isoformat()

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from greengrader.carbon import get_provider
+from greengrader.carbon.base import IntensitySeries
 from greengrader.carbon.dataset import DatasetProvider
 from greengrader.carbon.embedded import EmbeddedProvider, annual_average
 from greengrader.carbon.fallback import FallbackProvider
@@ -82,15 +83,22 @@ def test_best_without_foresight_uses_only_the_past(store: CarbonStore) -> None:
 
 def test_forecast_methods(store: CarbonStore) -> None:
     full = DatasetProvider(store).full("US-CAL-CISO")
-    at = T + timedelta(minutes=30)  # mid-hour: the hour in progress is not known yet
+    at = T + timedelta(minutes=30)  # mid-hour: the hour in progress is the nowcast
     # [00:30, 02:30) touches three hourly steps.
     assert np.array_equal(forecast(full, at, 7200, "oracle").values, full.window(T, T + timedelta(hours=3)).values)
     persistence = forecast(full, at, 7200, "persistence")
-    assert persistence.forecast and set(persistence.values.tolist()) == {full.at(T - timedelta(hours=1))}
+    assert persistence.forecast and set(persistence.values.tolist()) == {full.at(T)}
     day = forecast(full, at, 7200, "seasonal-day")
-    assert day.values.tolist() == [full.at(T - timedelta(days=1, hours=-h)) for h in range(3)]
-    week = forecast(full, T, 3600, "seasonal-week")
-    assert week.values[0] == full.at(T - timedelta(days=7))
+    assert day.values.tolist() == [full.at(T)] + [full.at(T - timedelta(days=1, hours=-h)) for h in (1, 2)]
+    week = forecast(full, T, 7200, "seasonal-week")
+    assert week.values.tolist() == [full.at(T), full.at(T - timedelta(days=7, hours=-1))]
+    blend = forecast(full, at, 7200, "blend")
+    assert blend.values[0] == full.at(T) and np.all(blend.values > 0)
+    # Nothing after the step in progress is read: changing the future changes nothing.
+    future = IntensitySeries(full.zone, full.start, full.step_s, full.values.copy())
+    future.values[int((T.timestamp() - full.start_s) // 3600) + 1:] = 1.0
+    for method in ("persistence", "seasonal-day", "seasonal-week", "blend", "ridge"):
+        assert np.array_equal(forecast(future, at, 86_400, method).values, forecast(full, at, 86_400, method).values)
     with pytest.raises(ConfigError, match="unknown forecast"):
         forecast(full, T, 3600, "magic")
 
@@ -139,3 +147,38 @@ def test_get_provider_names_chains_and_dotted_paths(tmp_path: Path, carbon_dir: 
         get_provider("nonsense", settings)
     with pytest.raises(ConfigError, match="cannot load"):
         get_provider("greengrader.nothing:Here", settings)
+
+
+def test_packaged_sample_serves_default_zones_when_nothing_is_imported(tmp_path: Path, carbon_dir: Path) -> None:
+    from greengrader.carbon import sample
+
+    assert {"US-CAL-CISO", "US-TEX-ERCO", "US-MIDA-PJM", "US-NY-NYIS", "CA-ON"} <= set(sample.zones())
+    empty = DatasetProvider(CarbonStore(tmp_path / "a"))
+    direct = DatasetProvider(CarbonStore(tmp_path / "b", factor="direct"))
+    t0 = datetime(2023, 5, 29, tzinfo=UTC)
+    got = empty.series("US-TEX-ERCO", t0, t0 + timedelta(days=2))
+    assert got.source.startswith("electricitymaps (packaged sample)")
+    # Within the 0.1 g/kWh storage resolution of the public export it was built from.
+    imported = DatasetProvider(CarbonStore(tmp_path / "c", carbon_dir / "electricitymaps_greendcc"), use_sample=False)
+    ref = imported.series("US-TEX-ERCO", t0, t0 + timedelta(days=2))
+    assert np.max(np.abs(got.values - ref.values)) <= 0.05 + 1e-9
+    assert np.all(direct.series("US-TEX-ERCO", t0, t0 + timedelta(days=2)).values < got.values)
+    with pytest.raises(CarbonDataError, match="no carbon data for zone"):
+        DatasetProvider(CarbonStore(tmp_path / "d"), use_sample=False).series("US-TEX-ERCO", t0, t0 + timedelta(hours=1))
+
+
+def test_forecast_error_uses_only_forecasts_whose_targets_are_known(store: CarbonStore) -> None:
+    from greengrader.carbon.forecast import relative_error
+
+    full = DatasetProvider(store).full("US-CAL-CISO")
+    values = full.values[None, :2000]
+    err = relative_error(values, "blend", 25)
+    assert err.shape == (2000, 1, 25) and np.all(err[:, :, 0] == 0)
+    assert 0.01 < float(err[1500, 0, 24]) < 1.0
+    later = values.copy()
+    later[:, 1501:] *= 3.0  # only what happens after step 1500 changes
+    assert np.array_equal(relative_error(later, "blend", 25)[1500], err[1500])
+    assert np.all(relative_error(values, "oracle", 5) == 0)
+    at = T + timedelta(minutes=10)
+    measured = DatasetProvider(store, forecast="persistence").forecast_error("US-CAL-CISO", at, 6 * 3600)
+    assert measured[0] == 0 and len(measured) == 7 and all(0 < e < 2 for e in measured[1:])

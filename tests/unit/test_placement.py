@@ -161,3 +161,67 @@ def test_single_decision_path_equals_the_batch_kernel(provider: DatasetProvider,
             assert (one.region, one.start, one.expected_g) == (batch.region, batch.start, batch.expected_g)
             assert one.candidates == batch.candidates
             assert one.reason == batch.reason
+
+
+class _Fixed:
+    """A provider whose forecast is a fixed hourly series (the exact search in isolation)."""
+
+    name = "fixed"
+
+    def __init__(self, values: list[float]) -> None:
+        from greengrader.carbon.base import IntensitySeries
+
+        self.s = IntensitySeries("Z", T0, 3600, np.array(values, dtype=float))
+
+    def series(self, zone: str, start: datetime, end: datetime) -> object:
+        return self.s
+
+    def forecast(self, zone: str, at: datetime, horizon_s: int) -> object:
+        return self.s
+
+    def best(self, *a: object) -> object:
+        raise NotImplementedError
+
+
+@pytest.mark.parametrize(
+    ("values", "runtime_s", "slack_s", "start", "intensity"),
+    [
+        ([50, 50, 10, 100, 100, 100], 5400.0, 3 * 3600.0, T0 + timedelta(hours=1, minutes=30), 35 / 1.5),
+        ([100, 10, 10, 10], 1800.0, 2700.0, T0 + timedelta(minutes=45), 55.0),
+    ],
+)
+def test_exact_search_finds_run_ends_on_boundaries_and_the_window_end(
+    values: list[float], runtime_s: float, slack_s: float, start: datetime, intensity: float
+) -> None:
+    region = [Region("r", "Z", 0.0, 0.0)]
+    p = Placer(get_policy("spatio-temporal"), _Fixed(values), region)  # type: ignore[arg-type]
+    req = PlacementRequest(earliest=T0, runtime_s=runtime_s, max_delay_s=slack_s)
+    for got in (p.place(req, T0), p.place_many([req], T0)[0]):
+        assert not isinstance(got, Exception)
+        assert got.start == start
+        assert got.intensity == pytest.approx(intensity)
+
+
+class _Uncertain(_Fixed):
+    """:class:`_Fixed` whose forecasts have a measured error of ``error`` at every horizon."""
+
+    def __init__(self, values: list[float], error: float) -> None:
+        super().__init__(values)
+        self.error = error
+
+    def forecast_error(self, zone: str, at: datetime, horizon_s: int) -> list[float]:
+        return [0.0] + [self.error] * 48
+
+
+@pytest.mark.parametrize(("error", "waits"), [(0.05, True), (0.6, False)])
+def test_regret_guard_waits_only_when_the_saving_beats_the_forecast_error(error: float, waits: bool) -> None:
+    # Waiting 2 h saves 20 % on the forecast: worth it with a 5 % error, not with 60 %.
+    values = [100.0, 100.0, 80.0, 80.0, 80.0, 80.0]
+    p = Placer(get_policy("spatio-temporal"), _Uncertain(values, error), [Region("r", "Z", 0.0, 0.0)],  # type: ignore[arg-type]
+               forecast_margin=1.0)
+    req = PlacementRequest(earliest=T0, runtime_s=600.0, max_delay_s=3 * 3600.0)
+    one, batch = p.place(req, T0), p.place_many([req], T0)[0]
+    assert not isinstance(batch, Exception)
+    assert (one.start > T0) is waits and (one.start, one.reason) == (batch.start, batch.reason)
+    assert ("waited" if waits else "ran now") in one.reason
+    assert one.candidates["r"].forecast_error == pytest.approx(error if waits else 0.0)

@@ -65,6 +65,17 @@ def small_trace(grid: CarbonGrid, n: int = 40, seed: int = 0, long_runs: bool = 
 
 # -- brute force ----------------------------------------------------------------------------
 
+def exact_mean(grid: CarbonGrid, r: int, start: float, d: float) -> float:
+    """Mean actual intensity over [start, start + d): each step weighted by its seconds."""
+    total, t, end = 0.0, start, start + d
+    while t < end - 1e-9:
+        k = int((t - grid.start_s) // 3600)
+        nxt = min(end, grid.start_s + (k + 1) * 3600)
+        total += float(grid.values[r, k]) * (nxt - t)
+        t = nxt
+    return total / d
+
+
 def brute_force(trace: Trace, grid: CarbonGrid, policy: str, slack_s: float, watts: float = 5.0) -> tuple[float, list[tuple[int, float]]]:
     """Plain-Python per-job reference: (total gCO2, [(region, start)])."""
     total, picks = 0.0, []
@@ -92,7 +103,7 @@ def brute_force(trace: Trace, grid: CarbonGrid, policy: str, slack_s: float, wat
             raise AssertionError(policy)
         start = a if t == h else grid.start_s + t * 3600
         picks.append((r, start))
-        total += d * watts / J_PER_KWH * cost(r, t)
+        total += d * watts / J_PER_KWH * exact_mean(grid, r, start, d)
     return total, picks
 
 
@@ -129,7 +140,8 @@ def test_forecast_runs_decide_on_what_was_known_then() -> None:
     grid = small_grid(2, steps=120)
     trace = Trace.build(grid.start_s + np.linspace(50 * H, 90 * H, 25) + 1234.0, 120.0)
     slack = 6 * H
-    cfg = SimulationConfig(policies=("spatio-temporal",), slack_s=slack, forecasts=("oracle", "persistence", "seasonal-day"))
+    cfg = SimulationConfig(policies=("spatio-temporal",), slack_s=slack, forecasts=("oracle", "persistence", "seasonal-day"),
+                           forecast_margin=0.0)
     result = simulate(trace, grid, cfg)
     series = [IntensitySeries(z, grid.start, 3600, grid.values[i]) for i, z in enumerate(grid.zones)]
     for method in ("persistence", "seasonal-day"):
@@ -144,7 +156,24 @@ def test_forecast_runs_decide_on_what_was_known_then() -> None:
             assert run.region[j] == r, (method, j)
             expected_start = trace.arrival_s[j] if k == 0 else grid.start_s + (h + k) * 3600
             assert run.start_s[j] == pytest.approx(expected_start)
-            assert run.intensity[j] == grid.values[r, h + k]
+            assert run.intensity[j] == pytest.approx(exact_mean(grid, r, float(run.start_s[j]), 120.0))
+
+
+@pytest.mark.parametrize("method", ["persistence", "seasonal-day", "blend", "ridge"])
+def test_forecast_runs_of_multi_hour_jobs_cannot_see_a_drop_after_the_decision(method: str) -> None:
+    # Region 1 is dearer than region 0 until a steep drop 2 h after the job arrives; a 3 h
+    # job (covering the drop when run at once) must not be sent there by any forecast,
+    # since nothing known at decision time shows the drop. The oracle sees it.
+    steps = 24 * 10
+    values = np.vstack([np.full(steps, 300.0), np.full(steps, 310.0)])
+    arrive = 24 * 9 + 5
+    values[1, arrive + 2:] = 5.0
+    grid = CarbonGrid(("a", "b"), ("A", "B"), 1_700_000_000.0 - 1_700_000_000.0 % 3600, 3600, values)
+    trace = Trace.build(np.array([grid.start_s + arrive * H + 60.0]), 3 * H)
+    cfg = SimulationConfig(policies=("carbon-optimal",), forecasts=("oracle", method))
+    result = simulate(trace, grid, cfg)
+    assert result.run("carbon-optimal").region[0] == 1
+    assert result.run("carbon-optimal", method).region[0] == 0
 
 
 def test_capacity_limited_equals_deciding_one_job_at_a_time() -> None:

@@ -63,3 +63,33 @@ def test_slack_needs_a_unit_and_help_names_the_values() -> None:
     assert "carbon-optimal" in helptext and "90m, 24h, 2d" in helptext
     assert "ISO 8601" in runner.invoke(cli, ["report", "--help"]).output
     assert "graded" in runner.invoke(cli, ["submissions", "--help"]).output
+def test_simulate_honours_pue_and_emission_factor_with_carbon_dir(data_dir: Path) -> None:
+    def total(*extra: str) -> float:
+        res = CliRunner().invoke(cli, [
+            "simulate", "--carbon-dir", str(data_dir), "--regions", "us-west,us-east", "--from", "2023-03-13",
+            "--to", "2023-03-20", "--policies", "static", "--forecasts", "oracle", "--json", *extra,
+        ])
+        assert res.exit_code == 0, res.output
+        doc = json.loads(res.output)
+        return float(next(r["total_g"] for r in doc["runs"] if r["label"] == "static"))
+
+    base = total("--pue", "1.0")
+    assert total("--pue", "1.5") == pytest.approx(1.5 * base)
+    assert total("--pue", "1.0", "--emission-factor", "direct") < base  # direct excludes lifecycle
+
+
+def test_simulate_works_with_nothing_imported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GREENGRADER_HOME", str(tmp_path / "fresh"))
+    get_settings.cache_clear()
+    try:
+        res = CliRunner().invoke(cli, ["simulate", "--slack", "6h", "--json"])
+        assert res.exit_code == 0, res.output
+        doc = json.loads(res.output)
+        assert all("packaged sample" in s for s in doc["carbon"]["sources"])
+        blend = next(r for r in doc["runs"] if r["label"] == "spatio-temporal [blend]")
+        assert blend["share_of_oracle_extra"] is None or blend["share_of_oracle_extra"] > 0
+        res = CliRunner().invoke(cli, ["simulate", "--experiment", "thesis"])
+        assert res.exit_code == 0, res.output
+        assert "headline:" in res.output and "g saved vs static" in res.output
+    finally:
+        get_settings.cache_clear()
