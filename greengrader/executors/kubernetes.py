@@ -523,7 +523,9 @@ class KubernetesExecutor:
         main = _status_of(getattr(status, "container_statuses", None), MAIN)
         init = _status_of(getattr(status, "init_container_statuses", None), INIT)
         terminated = main.state.terminated if main is not None and main.state else None
-        if terminated is None and _waiting(status, init):
+        init_done = getattr(getattr(init, "state", None), "terminated", None)
+        delivery_failed = init_done is not None and init_done.exit_code != 0  # a setup error, below
+        if terminated is None and not delivery_failed and _waiting(status, init):
             # Never ran: the region cannot take it (unschedulable, image pull, taint).
             raise PlacementFailed(f"the grading pod never started in {region} ({_waiting_reason(status, init)})")
         report: LogReport | None = None
