@@ -73,6 +73,11 @@ class ExecutorError(GreengraderError):
     """The grading executor (Docker, Kubernetes) failed for infrastructure reasons."""
 
 
+class PlacementFailed(ExecutorError):
+    """The job could not start where it was placed (a pod that stays unschedulable, an
+    image that cannot be pulled, a tainted node): it is placed again elsewhere."""
+
+
 class ImageBuildError(ExecutorError):
     """An assignment image could not be built; ``log`` holds the build output."""
 

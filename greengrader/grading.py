@@ -33,6 +33,7 @@ from greengrader.errors import (
     ImageBuildError,
     InvalidResults,
     NotFound,
+    PlacementFailed,
 )
 from greengrader.executors import ExecutionResult, Executor, Job, Limits, get_executor
 from greengrader.images import ImageBuilder
@@ -168,6 +169,9 @@ def grade_submission(
     except ImageBuildError as exc:
         _mark_assignment(ctx, claim.assignment_id, "broken", None, exc.log or str(exc))
         return _finish_error(ctx, submission_id, task_id, claim, f"autograder setup failed: {exc}")
+    except PlacementFailed as exc:
+        _place_elsewhere(ctx, submission_id, task_id, claim.region, str(exc))
+        return None
     except ExecutorError as exc:
         builder.forget()  # e.g. the image was pruned meanwhile: look again next time
         _retry(ctx, submission_id, task_id, f"infrastructure error: {exc}")
@@ -317,6 +321,31 @@ def _retry(ctx: Context, submission_id: int, task_id: str, reason: str) -> None:
     from greengrader.scheduling.service import enqueue_grade
 
     enqueue_grade(ctx, submission_id, region, dispatch)
+
+
+def _place_elsewhere(ctx: Context, submission_id: int, task_id: str, region: str, reason: str) -> None:
+    """The region could not start the job: back to ``schedule``, avoiding that region. Not
+    an attempt; bounded like other infrastructure failures."""
+    from greengrader.scheduling.service import MOVED_OFF, send_schedule
+
+    now = ctx.now()
+    with ctx.db.transaction() as session:
+        sub = _owned(session, submission_id, task_id)
+        if sub is None:
+            return
+        sub.task_id, sub.worker = None, None
+        sub.attempts -= 1
+        sub.infra_failures += 1
+        if sub.infra_failures >= INFRA_RETRY_MAX:
+            sub.move_to(Status.ERROR, f"{reason} (gave up after {sub.infra_failures} tries)"[:2000], now=now)
+            GRADES.labels("error", region).inc()
+            return
+        sub.avoid_regions = sorted({*(sub.avoid_regions or []), region})
+        sub.move_to(Status.RECEIVED, f"{MOVED_OFF} {region}: {reason}"[:2000], now=now)
+    try:
+        send_schedule(ctx, submission_id)
+    except GreengraderError as exc:  # the row is `received`: the sweep re-sends it
+        log.warning("%s; leaving it for the sweep", exc)
 
 
 def _finish_error(ctx: Context, submission_id: int, task_id: str, claim: _Claim, reason: str) -> Result | None:

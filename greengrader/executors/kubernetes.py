@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from greengrader.errors import ConfigError, ExecutorError
+from greengrader.errors import ConfigError, ExecutorError, PlacementFailed
 from greengrader.executors.base import MAX_TIMEOUT_S, ExecutionResult, Job, Limits, Outcome
 from greengrader.settings import Settings, get_settings
 
@@ -523,6 +523,11 @@ class KubernetesExecutor:
         main = _status_of(getattr(status, "container_statuses", None), MAIN)
         init = _status_of(getattr(status, "init_container_statuses", None), INIT)
         terminated = main.state.terminated if main is not None and main.state else None
+        init_done = getattr(getattr(init, "state", None), "terminated", None)
+        delivery_failed = init_done is not None and init_done.exit_code != 0  # a setup error, below
+        if terminated is None and not delivery_failed and _waiting(status, init):
+            # Never ran: the region cannot take it (unschedulable, image pull, taint).
+            raise PlacementFailed(f"the grading pod never started in {region} ({_waiting_reason(status, init)})")
         report: LogReport | None = None
         if terminated is not None and pod is not None:
             report = self._read_log(pod.metadata.name, job.limits, nonce)

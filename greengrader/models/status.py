@@ -3,8 +3,8 @@
 received -> scheduled (region, not_before) -> queued -> running -> graded | failed | error
 Rejected payloads never become submissions: they are Quarantine rows.
 A job may go back (queued/running -> scheduled or queued) when it is retried or recovered,
-back to ``received`` (scheduled/queued -> received) when its region died and it is placed
-again, and an operator may regrade a finished one (graded/failed/error -> received).
+back to ``received`` (scheduled/queued/running -> received) when its region died or could
+not start it and it is placed again, and an operator may regrade a finished one (graded/failed/error -> received).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ ALLOWED: dict[Status, frozenset[Status]] = {
     Status.SCHEDULED: frozenset({Status.QUEUED, Status.SCHEDULED, Status.RECEIVED, Status.ERROR}),
     Status.QUEUED: frozenset({Status.RUNNING, Status.SCHEDULED, Status.QUEUED, Status.RECEIVED, Status.ERROR}),
     Status.RUNNING: frozenset(
-        {Status.GRADED, Status.FAILED, Status.ERROR, Status.SCHEDULED, Status.QUEUED}
+        {Status.GRADED, Status.FAILED, Status.ERROR, Status.SCHEDULED, Status.QUEUED, Status.RECEIVED}
     ),
     Status.GRADED: frozenset({Status.RECEIVED}),
     Status.FAILED: frozenset({Status.RECEIVED}),

@@ -59,6 +59,8 @@ class Submission(Base):
     worker: Mapped[str | None] = mapped_column(String(300))
     # How often ``schedule`` was re-sent for a row still ``received`` (backoff and cap).
     schedule_tries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Regions that could not start this job (placement avoids them; cleared when all have).
+    avoid_regions: Mapped[list[str] | None] = mapped_column(JSONType)
     # Consecutive infrastructure failures (Docker down or racing) since the last real run.
     infra_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 

@@ -221,10 +221,10 @@ class Static(Policy):
             return self.region % n
         if regions is None:
             raise ValueError("static policy needs the region names to find its region")
-        try:
-            return list(regions).index(self.region)
-        except ValueError:
-            raise ConfigError(f"static policy: region {self.region!r} is not a candidate") from None
+        # The home may be left out of the candidates (it could not start this job): then
+        # the order starts at the first candidate. A mistyped home is caught at start-up.
+        names = list(regions)
+        return names.index(self.region) if self.region in names else 0
 
     def score(self, costs: FloatArray, jobs: IntArray, regions: Sequence[str] | None) -> FloatArray:
         n = costs.shape[1]

@@ -103,10 +103,19 @@ def _job(ctx: Context, submission_id: int) -> _Job | None:
         runtime = runtime_estimate(session, sub.assignment_id, ctx.settings.default_runtime_s)
         request = PlacementRequest(
             earliest=ctx.now(), runtime_s=runtime, max_delay_s=float(ctx.settings.max_delay_s),
-            job=submission_id, cores=ctx.settings.grade_cpus,
+            job=submission_id, cores=ctx.settings.grade_cpus, regions=_not_avoided(ctx, sub.avoid_regions),
         )
         liveness = region_liveness(session, ctx.regions, ctx.now(), ctx.settings)
         return _Job(request, region_loads(session), liveness)
+
+
+def _not_avoided(ctx: Context, avoid: list[str] | None) -> list[str] | None:
+    """Candidate regions without those that could not start this job (all, once every
+    region has failed it: infrastructure may have recovered meanwhile)."""
+    if not avoid:
+        return None
+    rest = [r.name for r in ctx.regions.enabled() if r.name not in avoid]
+    return rest or None
 
 
 def decide(ctx: Context, job: _Job, cas: CasClient | None = None) -> Placement:
@@ -119,7 +128,7 @@ def decide(ctx: Context, job: _Job, cas: CasClient | None = None) -> Placement:
         cas = CasClient.from_settings(ctx.settings)
     if cas is not None:
         try:
-            live = [r.name for r in placer.candidate_regions(None) if r.live_workers]
+            live = [r.name for r in placer.candidate_regions(job.request.regions) if r.live_workers]
             return cas.place(job.request, live)
         except GreengraderError as exc:
             log.warning("CAS failed (%s); deciding in process", exc)

@@ -269,7 +269,7 @@ def _recover_running(p: _Pass) -> None:
     for sid, at, worker, attempts, limits, build in rows:
         claimed_at = as_utc(at)
         own = base.with_overrides(limits or {}).timeout_s + s.stuck_margin_s
-        if build != "ready":
+        if build not in ("ready", "broken"):  # the grade may first have to build the image
             own += s.image_build_timeout_s
         # A claimant missing from the registry (a name it does not register under) is
         # judged by the job's own limit alone.

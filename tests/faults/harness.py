@@ -463,8 +463,12 @@ class Pipeline:
 
     def wait_settled(self, published: int, timeout: float) -> float:
         t0 = time.monotonic()
-        wait_until(lambda: self.settled(published), timeout,
-                   f"all {published} payloads stored and terminal (stored {self.stored_count()}, open {self.open_count()})")
+        if not wait_until(lambda: self.settled(published), timeout, "", fail=False):
+            rows = self.try_query("SELECT status, left(coalesce(status_reason, ''), 70), count(*) FROM submission "
+                                  f"WHERE status NOT IN ({','.join(repr(s) for s in TERMINAL_VALUES)}) "
+                                  "GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 8")
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for all {published} payloads stored and "
+                                 f"terminal (stored {self.stored_count()}, open {self.open_count()}): {rows}")
         return time.monotonic() - t0
 
     # --- the invariants -----------------------------------------------------------------

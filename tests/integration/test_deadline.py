@@ -8,6 +8,7 @@ import base64
 import itertools
 import json
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -198,3 +199,35 @@ def test_unschedulable_rows_back_off_and_stop(make_ctx: Any, rds: redis.Redis) -
 
         events = session.query(StatusEvent).filter_by(submission_id=sid).all()
     assert [(e.from_status, e.to_status) for e in events] == [("received", "error")]  # no event per re-send
+
+
+def test_a_pod_that_never_starts_moves_the_job_to_another_region(
+    make_ctx: Any, rds: redis.Redis, fixtures_dir: Path, tmp_path: Path, base_image: str
+) -> None:
+    """Kubernetes (fake at the client boundary): an unschedulable pod is a placement
+    failure, not a grade: the job goes back to `schedule`, which avoids that region."""
+    from greengrader.bridge.ingest import prepare, store_prepared
+    from greengrader.images import ImageBuilder
+    from tests.unit.kube_fake import Behaviour
+    from tests.unit.test_kubernetes_executor import WRITES_RESULTS, _executor
+
+    ctx = make_ctx(policy="static", default_region="us-east", live=["us-west", "us-east"])
+    data = (fixtures_dir / "hello-python" / "payloads" / "correct.zip").read_bytes()
+    (outcome,) = store_prepared(ctx, [prepare(ctx.settings, data)])
+    sid = outcome.submission_id
+    assert sid is not None
+    first = schedule_submission(ctx, sid)
+    assert first is not None and first.region == "us-east"
+    executor, _cluster = _executor(tmp_path, WRITES_RESULTS, Behaviour(kind="unschedulable"))
+    assert grade_submission(ctx, sid, task_id="t-k8s", executor=executor, builder=ImageBuilder(ctx.settings),
+                            dispatch=1) is None
+    row = status_of(ctx.db, sid)
+    assert row.status == "received" and row.avoid_regions == ["us-east"] and row.attempts == 0
+    assert (row.status_reason or "").startswith("moved off us-east: the grading pod never started in us-east")
+    with ctx.db.session() as session:
+        from greengrader.models import Result
+
+        assert session.query(Result).filter_by(submission_id=sid).count() == 0  # not a grade
+    again = schedule_submission(ctx, sid)
+    assert again is not None and again.region != "us-east"
+    assert again.reason.startswith("moved off us-east")

@@ -130,11 +130,13 @@ def test_deadline_after_the_pod_was_removed(tmp_path: Path) -> None:
     _assert_cleaned(cluster)
 
 
-def test_unschedulable_pod_is_an_error_naming_the_reason(tmp_path: Path) -> None:
+def test_unschedulable_pod_is_a_placement_failure_naming_the_reason(tmp_path: Path) -> None:
+    from greengrader.errors import PlacementFailed
+
     executor, cluster = _executor(tmp_path, WRITES_RESULTS, Behaviour(kind="unschedulable"))
-    result = executor.run(_job())
-    assert result.outcome == "error"
-    assert "never started" in result.message and "node affinity" in result.message
+    with pytest.raises(PlacementFailed) as failed:
+        executor.run(_job())
+    assert "never started in us-east" in str(failed.value) and "node affinity" in str(failed.value)
     assert _calls(cluster, "read_log") == []  # no log read while the container never ran
     _assert_cleaned(cluster)
 

@@ -26,6 +26,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("worker", sa.String(length=300), nullable=True))
         batch.add_column(sa.Column("schedule_tries", sa.Integer(), server_default="0", nullable=False))
         batch.add_column(sa.Column("infra_failures", sa.Integer(), server_default="0", nullable=False))
+        batch.add_column(sa.Column("avoid_regions", JSONType, nullable=True))
     with op.batch_alter_table("worker") as batch:
         batch.add_column(sa.Column("concurrency", sa.Integer(), nullable=True))
         batch.add_column(sa.Column("regions", JSONType, nullable=True))
@@ -36,6 +37,7 @@ def downgrade() -> None:
         batch.drop_column("regions")
         batch.drop_column("concurrency")
     with op.batch_alter_table("submission") as batch:
+        batch.drop_column("avoid_regions")
         batch.drop_column("infra_failures")
         batch.drop_column("schedule_tries")
         batch.drop_column("worker")
