@@ -54,7 +54,7 @@ def upgrade() -> None:
             ["user_id"], ["web_user.id"], name=op.f("fk_web_user_course_user_id_web_user"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_web_user_course")),
-        sa.UniqueConstraint("user_id", "course_gradescope_id", name=op.f("uq_web_user_course_user_id")),
+        sa.UniqueConstraint("user_id", "course_gradescope_id", name=op.f("uq_web_user_course_user_id_course_gradescope_id")),
     )
     op.create_index(op.f("ix_web_user_course_user_id"), "web_user_course", ["user_id"])
     op.create_table(
