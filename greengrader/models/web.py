@@ -88,6 +88,6 @@ class AuditEvent(Base):
 Index("ix_submission_status_id", Submission.status, Submission.id)
 Index("ix_submission_region_id", Submission.region, Submission.id)
 Index("ix_submission_assignment_id_id", Submission.assignment_id, Submission.id)
-Index("ix_submission_received_at", Submission.received_at)
+Index("ix_submission_received_at_status", Submission.received_at, Submission.status)
 Index("ix_result_agrees_submission_id", Result.agrees, Result.submission_id)
 Index("ix_result_finished_at", Result.finished_at)

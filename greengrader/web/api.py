@@ -58,7 +58,7 @@ def me(principal: PrincipalDep) -> dict[str, Any]:
 
 @router.get("/overview", response_model=Overview)
 def get_overview(svc: ServicesDep, session: SessionDep, scope: ScopeDep) -> Overview:
-    return overview.overview(svc.ctx, session, scope, svc.provider, svc.queue_depths)
+    return overview.overview(svc.ctx, session, scope, svc.provider, svc.queue_depths, svc.past_days)
 
 
 @router.get("/submissions", response_model=SubmissionPage)

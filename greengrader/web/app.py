@@ -29,6 +29,7 @@ from greengrader.web import filters
 from greengrader.web.accounts import Accounts, Principal
 from greengrader.web.comparison import Comparison, TotalScoreComparison
 from greengrader.web.listing import BadFilter
+from greengrader.web.overview import PastDays
 from greengrader.web.scope import Scope, scope_for
 from greengrader.web.security import (
     CsrfRejected,
@@ -53,6 +54,7 @@ class Services:
     comparison: Comparison
     queue_depths: QueueDepths
     templates: Jinja2Templates = field(repr=False)
+    past_days: PastDays = field(default_factory=PastDays)
 
 
 def broker_queue_depths(ctx: Context) -> QueueDepths:
@@ -92,9 +94,10 @@ def create_app(
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     _handlers(app)
 
-    from greengrader.web import api, pages
+    from greengrader.web import api, chart_routes, pages
 
     app.include_router(pages.router)
+    app.include_router(chart_routes.router)
     app.include_router(api.router)
 
     @app.get("/healthz", include_in_schema=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from datetime import datetime
+from functools import lru_cache
 from itertools import cycle
 from typing import Any
 
@@ -34,15 +35,21 @@ def _figure(width: float = 7.0, height: float = 3.2) -> tuple[Figure, Any]:
 
 
 def svg(fig: Figure) -> str:
-    """The figure as an inline ``<svg>`` element (text kept as text, scalable by CSS)."""
+    """The figure as an SVG document (text kept as text, scalable by CSS)."""
     buf = io.StringIO()
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "greengrader"}):
         fig.savefig(buf, format="svg")
-    text = buf.getvalue()
-    return text[text.index("<svg"):]
+    return buf.getvalue()
 
 
 def carbon_per_day(days: Sequence[CarbonDay], baseline_region: str) -> str:
+    """Drawing costs ~100 ms; overview polls and reloads redraw only when the numbers change."""
+    return _carbon_per_day(tuple((d.day, d.emitted_g, d.baseline_g) for d in days), baseline_region)
+
+
+@lru_cache(maxsize=64)
+def _carbon_per_day(rows: tuple[tuple[str, float, float], ...], baseline_region: str) -> str:
+    days = [CarbonDay(day=d, emitted_g=e, baseline_g=b, jobs=0) for d, e, b in rows]
     fig, ax = _figure()
     xs = range(len(days))
     ax.bar([x - 0.2 for x in xs], [d.emitted_g for d in days], 0.4, color="#1b5e20", label="emitted")
@@ -62,7 +69,7 @@ def _hours(start: datetime, n: int, step_s: int, origin: datetime) -> list[float
 
 
 def intensity_next_24h(regions: Sequence[RegionView], now: datetime) -> str:
-    fig, ax = _figure()
+    fig, ax = _figure(7.0, 3.8)
     for r, (ls, marker), colour in zip(regions, cycle(STYLES), cycle(COLOURS), strict=False):
         if r.next_24h:
             hours = _hours(now, len(r.next_24h), r.step_s, now)
@@ -71,13 +78,13 @@ def intensity_next_24h(regions: Sequence[RegionView], now: datetime) -> str:
     ax.set_xlabel("hours from now (UTC)")
     ax.set_ylabel("gCO2eq/kWh")
     ax.set_title("Carbon intensity forecast, next 24 h")
-    ax.legend(fontsize=8, ncols=3, frameon=False)
+    fig.legend(fontsize=8, ncols=3, frameon=False, loc="outside lower center")
     return svg(fig)
 
 
 def placement(decision: DecisionView, provider: CarbonProvider, zones: dict[str, str]) -> str:
     """Each candidate's forecast as seen at decision time, the chosen start marked."""
-    fig, ax = _figure()
+    fig, ax = _figure(7.0, 3.8)
     origin = decision.created_at
     runtime = decision.runtime_estimate_s or 60.0
     horizon = int(max(6 * 3600, (decision.start_at - origin).total_seconds() + runtime + 3600))
@@ -104,7 +111,7 @@ def placement(decision: DecisionView, provider: CarbonProvider, zones: dict[str,
     ax.set_ylabel("gCO2eq/kWh")
     ax.set_title("Forecast per candidate region and the chosen start")
     if drawn:
-        ax.legend(fontsize=8, ncols=2, frameon=False)
+        fig.legend(fontsize=8, ncols=3, frameon=False, loc="outside lower center")
     else:
         ax.text(0.5, 0.5, "forecasts unavailable", transform=ax.transAxes, ha="center")
     return svg(fig)

@@ -7,11 +7,13 @@ the same with ten submissions or a hundred thousand.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
-from sqlalchemy import Float, cast, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Float, cast, exists, func, literal, select
+from sqlalchemy.orm import Session, aliased
 
 from greengrader import health, observe
 from greengrader.carbon.base import CarbonProvider
@@ -36,7 +38,8 @@ QueueDepths = Callable[[Iterable[str]], "dict[str, int] | None"]
 
 
 def overview(
-    ctx: Context, session: Session, scope: Scope, provider: CarbonProvider, queue_depths: QueueDepths
+    ctx: Context, session: Session, scope: Scope, provider: CarbonProvider, queue_depths: QueueDepths,
+    past: PastDays | None = None,
 ) -> Overview:
     now = ctx.now()
     regions = regions_now(ctx, session, provider, queue_depths)
@@ -47,7 +50,7 @@ def overview(
             week=status_counts(session, scope, now - timedelta(days=7)),
         ),
         regions=regions,
-        carbon=carbon_summary(session, scope, ctx.settings.baseline_region or ctx.settings.default_region, now),
+        carbon=carbon_summary(session, scope, ctx.settings.baseline_region or ctx.settings.default_region, now, past),
         disagreements=disagreements(session, scope),
         alerts=alerts(ctx, session, regions),
     )
@@ -71,39 +74,82 @@ def disagreements(session: Session, scope: Scope) -> int:
     return int(session.scalar(stmt) or 0)
 
 
-def carbon_summary(session: Session, scope: Scope, baseline_region: str, now: datetime) -> CarbonSummary:
-    """gCO2 per day over the last two weeks, and what the baseline region would have emitted.
+class PastDays:
+    """Per-day carbon totals of days before today, reused for ``ttl_s``.
+
+    Finished days rarely change (a regrade may move a job), and summing two weeks of
+    results is the overview's one costly query; today's totals are always read fresh.
+    Keyed by scope, baseline region and date, so it never grows past a few entries per user
+    group.
+    """
+
+    def __init__(self, ttl_s: float = 300.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl_s, self.clock = ttl_s, clock
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[tuple[int, ...] | None, str, date], tuple[float, list[CarbonDay]]] = {}
+
+    def get(self, key: tuple[tuple[int, ...] | None, str, date], compute: Callable[[], list[CarbonDay]]) -> list[CarbonDay]:
+        now = self.clock()
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit is not None and now - hit[0] < self.ttl_s:
+                return hit[1]
+        value = compute()
+        with self._lock:
+            self._entries = {k: v for k, v in self._entries.items() if now - v[0] < self.ttl_s}
+            self._entries[key] = (now, value)
+        return value
+
+
+def _carbon_days(session: Session, scope: Scope, baseline_region: str, start: datetime, end: datetime | None) -> list[CarbonDay]:
+    """gCO2 per day of results finished in ``[start, end)`` and the baseline's equivalent.
 
     As in :func:`greengrader.observe.carbon_totals`: same energy, the baseline region's
     intensity from the job's latest decision; a job without it saves nothing.
     """
-    latest = select(func.max(Decision.id).label("id")).group_by(Decision.submission_id).subquery()
+    newer = aliased(Decision)
+    superseded = exists().where(newer.submission_id == Decision.submission_id, newer.id > Decision.id)
     base_intensity = cast(Decision.candidates[baseline_region]["intensity"].as_float(), Float)
+    # op("/"): plain float division (SQLAlchemy's `/` casts the divisor to NUMERIC on Postgres).
     baseline = func.coalesce(
-        Result.carbon_g * base_intensity / func.nullif(Result.intensity, 0.0), Result.carbon_g
+        (Result.carbon_g * base_intensity).op("/")(func.nullif(Result.intensity, literal(0.0, Float))),
+        Result.carbon_g,
     )
     day = func.date(Result.finished_at)
+    window = [Result.finished_at >= start] + ([Result.finished_at < end] if end is not None else [])
     stmt = scope.apply(
         select(day, func.sum(Result.carbon_g), func.sum(baseline), func.count())
         .select_from(Result)
         .join(Submission, Result.submission_id == Submission.id)
         .outerjoin(Decision, Decision.submission_id == Result.submission_id)
-        .where(
-            Result.carbon_g.is_not(None),
-            Result.finished_at >= now - timedelta(days=CARBON_DAYS),
-            (Decision.id.is_(None)) | Decision.id.in_(select(latest.c.id)),
-        )
+        .where(Result.carbon_g.is_not(None), *window,
+               Decision.id.is_(None) | ~superseded)
         .group_by(day)
         .order_by(day)
     )
-    rows = session.execute(stmt).all()
-    days = [CarbonDay(day=str(d), emitted_g=float(e or 0.0), baseline_g=float(b or 0.0)) for d, e, b, _ in rows]
+    return [
+        CarbonDay(day=str(d), emitted_g=float(e or 0.0), baseline_g=float(b or 0.0), jobs=int(n))
+        for d, e, b, n in session.execute(stmt)
+    ]
+
+
+def carbon_summary(
+    session: Session, scope: Scope, baseline_region: str, now: datetime, past: PastDays | None = None
+) -> CarbonSummary:
+    """gCO2 emitted per day over the last two weeks, and what the baseline region would have emitted."""
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    start = midnight - timedelta(days=CARBON_DAYS - 1)
+
+    def earlier() -> list[CarbonDay]:
+        return _carbon_days(session, scope, baseline_region, start, midnight)
+
+    before = past.get((scope.assignment_ids, baseline_region, midnight.date()), earlier) if past else earlier()
+    days = before + _carbon_days(session, scope, baseline_region, midnight, None)
     emitted = sum(d.emitted_g for d in days)
     base = sum(d.baseline_g for d in days)
-    jobs = sum(int(n) for *_, n in rows)
     return CarbonSummary(
         baseline_region=baseline_region, emitted_g=emitted, baseline_g=base, saved_g=base - emitted,
-        graded_jobs=jobs, days=days,
+        graded_jobs=sum(d.jobs for d in days), days=days,
     )
 
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from greengrader.models import Status
-from greengrader.web import actions, audit, catalog, charts, detail, listing, overview
+from greengrader.web import actions, audit, catalog, detail, listing, overview
 from greengrader.web.accounts import Principal
 from greengrader.web.api import make_filters
 from greengrader.web.app import (
@@ -71,9 +71,8 @@ def logout(request: Request) -> Response:
 
 @router.get("/", response_class=HTMLResponse)
 def overview_page(request: Request, svc: ServicesDep, session: SessionDep, principal: PrincipalDep, scope: ScopeDep) -> HTMLResponse:
-    data = overview.overview(svc.ctx, session, scope, svc.provider, svc.queue_depths)
-    chart = charts.carbon_per_day(data.carbon.days, data.carbon.baseline_region)
-    return _render(request, svc, "overview.html", principal, o=data, chart=chart)
+    data = overview.overview(svc.ctx, session, scope, svc.provider, svc.queue_depths, svc.past_days)
+    return _render(request, svc, "overview.html", principal, o=data)
 
 
 @router.get("/submissions", response_class=HTMLResponse)
@@ -97,9 +96,7 @@ def submission_page(
     submission_id: int, done: str | None = None,
 ) -> HTMLResponse:
     d = detail.submission_detail(session, scope, submission_id, svc.ctx.settings, svc.comparison)
-    zones = {r.name: r.zone for r in svc.ctx.regions}
-    chart = charts.placement(d.decision, svc.provider, zones) if d.decision else None
-    return _render(request, svc, "submission.html", principal, s=d, chart=chart, done=done)
+    return _render(request, svc, "submission.html", principal, s=d, done=done)
 
 
 @router.post("/submissions/{submission_id}/regrade", dependencies=CSRF)
@@ -119,15 +116,13 @@ def export(request: Request, svc: ServicesDep, principal: PrincipalDep, scope: S
 @router.get("/assignments", response_class=HTMLResponse)
 def assignments_page(request: Request, svc: ServicesDep, session: SessionDep, principal: PrincipalDep, scope: ScopeDep) -> HTMLResponse:
     items = catalog.assignments(session, scope)
-    hists = {a.id: charts.runtime_histogram(a.runtimes_s) for a in items if a.runtimes_s}
-    return _render(request, svc, "assignments.html", principal, items=items, hists=hists)
+    return _render(request, svc, "assignments.html", principal, items=items)
 
 
 @router.get("/regions", response_class=HTMLResponse)
 def regions_page(request: Request, svc: ServicesDep, session: SessionDep, principal: PrincipalDep) -> HTMLResponse:
     items = catalog.regions(svc.ctx, session, svc.provider)
-    chart = charts.intensity_next_24h(items, svc.ctx.now())
-    return _render(request, svc, "regions.html", principal, items=items, chart=chart)
+    return _render(request, svc, "regions.html", principal, items=items)
 
 
 @router.get("/quarantine", response_class=HTMLResponse)

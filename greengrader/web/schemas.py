@@ -27,6 +27,7 @@ class CarbonDay(BaseModel):
     day: str
     emitted_g: float
     baseline_g: float
+    jobs: int
 
 
 class CarbonSummary(BaseModel):

@@ -145,7 +145,10 @@ def test_a_ta_walks_every_page_finds_the_disagreement_and_regrades(browser: Any,
     expect(page.locator("#status")).to_have_text("graded")
     expect(page.get_by_text("✗ differs").first).to_be_visible()
     expect(page.get_by_text("we scored 6, Gradescope 10")).to_be_visible()
-    expect(page.locator("figure.chart svg")).to_have_count(1)
+    chart = page.locator("figure.chart img")
+    expect(chart).to_have_count(1)
+    chart.scroll_into_view_if_needed()
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=chart.element_handle())
     _shot(page, "submission-disagreement-1280")
     for path, heading, name in (("/submissions", "Submissions", "submissions-1280"),
                                 ("/assignments", "Assignments", "assignments-1280"),

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from greengrader.context import Context
 from greengrader.grading import grade_submission
 from greengrader.models import Assignment, AuditEvent, Submission
-from greengrader.web import api, pages
+from greengrader.web import api, chart_routes, pages
 from greengrader.web.accounts import Accounts
 from tests.web_data import (
     COURSE_A,
@@ -77,14 +77,14 @@ def dash(context: Context, fixtures_dir: Path) -> Iterator[Dashboard]:
 
 def _routes(app: object, method: str) -> list[str]:
     """Every page and API route of the app with this method (read from the routers it includes)."""
-    routes = [*pages.router.routes, *api.router.routes]
+    routes = [*pages.router.routes, *chart_routes.router.routes, *api.router.routes]
     assert all(r.path == "/healthz" or any(r.path == x.path for x in routes)
                for r in app.routes if hasattr(r, "methods"))  # type: ignore[attr-defined]
     return [r.path for r in routes if method in getattr(r, "methods", set())]
 
 
 def _fill(path: str, sid: int) -> str:
-    return path.replace("{submission_id}", str(sid))
+    return path.replace("{submission_id}", str(sid)).replace("{assignment_id}", "1")
 
 
 def test_logged_out_requests_get_no_data(dash: Dashboard) -> None:
@@ -121,6 +121,8 @@ def test_staff_of_course_a_cannot_reach_course_b_by_url_api_or_post(dash: Dashbo
     assert ta.get(f"/submissions/{dash.b_correct}").status_code == 404
     assert ta.get(f"/api/v1/submissions/{dash.b_correct}").status_code == 404
     assert ta.get(f"/api/v1/submissions/{dash.b_correct}/status").status_code == 404
+    assert ta.get(f"/charts/submissions/{dash.b_correct}/placement.svg").status_code == 404
+    assert ta.get(f"/charts/submissions/{dash.a_correct}/placement.svg").status_code == 200
     assert ta.get(f"/api/v1/submissions?course={COURSE_B}").json()["rows"] == []
     assert str(COURSE_B) not in ta.get("/assignments").text
     token = csrf_of(ta.get(f"/submissions/{dash.a_correct}").text)
@@ -225,11 +227,11 @@ def test_keyset_pagination_filters_and_search(dash: Dashboard, fixtures_dir: Pat
 def test_pages_render_for_admin_and_students_stay_pseudonymised(dash: Dashboard) -> None:
     admin = dash.client("admin@example.edu")
     expectations = {
-        "/": ["Carbon saved", "Disagreements", "Regions now", "<svg"],
+        "/": ["Carbon saved", "Disagreements", "Regions now", '<img src="/charts/carbon.svg"'],
         "/submissions": ["Gradescope id", "1001", "2001"],
-        f"/submissions/{dash.a_correct}": ["Status timeline", "Placement decision", "chosen", "<svg", "Regrade"],
+        f"/submissions/{dash.a_correct}": ["Status timeline", "Placement decision", "chosen", "placement.svg", "Regrade"],
         "/assignments": ["Assignments", "31337"],
-        "/regions": ["Regions and workers", "<svg"],
+        "/regions": ["Regions and workers", "/charts/regions.svg"],
         "/quarantine": ["Quarantine"],
     }
     for path, texts in expectations.items():
@@ -239,6 +241,9 @@ def test_pages_render_for_admin_and_students_stay_pseudonymised(dash: Dashboard)
             assert text in r.text, (path, text)
         for pii in STUDENT:
             assert pii not in r.text, (path, pii)
+    for chart in ("/charts/carbon.svg", "/charts/regions.svg", f"/charts/submissions/{dash.a_correct}/placement.svg"):
+        r = admin.get(chart)
+        assert r.status_code == 200 and r.headers["content-type"] == "image/svg+xml" and "<svg" in r.text, chart
     detail = admin.get(f"/api/v1/submissions/{dash.a_correct}").json()
     assert detail["users"] and all(u.startswith("Student ") for u in detail["users"])
     assert [e["to_status"] for e in detail["events"]][:3] == ["received", "scheduled", "queued"]

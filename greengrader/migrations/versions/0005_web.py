@@ -27,7 +27,7 @@ INDEXES = (
     ("ix_submission_status_id", "submission", ["status", "id"]),
     ("ix_submission_region_id", "submission", ["region", "id"]),
     ("ix_submission_assignment_id_id", "submission", ["assignment_id", "id"]),
-    ("ix_submission_received_at", "submission", ["received_at"]),
+    ("ix_submission_received_at_status", "submission", ["received_at", "status"]),
     ("ix_result_agrees_submission_id", "result", ["agrees", "submission_id"]),
     ("ix_result_finished_at", "result", ["finished_at"]),
 )

@@ -8,13 +8,18 @@
       .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.json(); });
   }
 
+  function grams(v) {  // as the server's `grams` filter: three significant digits
+    return Math.abs(v) >= 1000 ? (v / 1000).toPrecision(3).replace(/\.?0+$/, "") + " kg"
+                               : Number(v.toPrecision(3)).toString() + " g";
+  }
+
   function pick(obj, path) {
     return path.split(".").reduce(function (o, k) { return o == null ? o : o[k]; }, obj);
   }
 
   function overview(root) {
     get("/api/v1/overview").then(function (o) {
-      var flat = { saved_g: o.carbon.saved_g.toFixed(1), disagreements: o.disagreements,
+      var flat = { saved_g: grams(o.carbon.saved_g), disagreements: o.disagreements,
                    generated_at: o.generated_at.replace("T", " ").slice(0, 19) + " UTC",
                    today: o.counts.today, week: o.counts.week, queue: {}, workers: {} };
       o.regions.forEach(function (r) {
