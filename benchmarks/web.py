@@ -135,6 +135,7 @@ def main() -> None:
             ("submissions, region=ca-central", "/submissions?region=ca-central"),
             ("submissions, search by Gradescope id", f"/submissions?q={some_gs}"),
             ("submissions (JSON, 500 rows)", "/api/v1/submissions?limit=500"),
+            ("carbon chart (SVG)", "/charts/carbon.svg"),
         ]
         print(f"{'page':40} {'user':6} {'first ms':>9} {'median ms':>10} {'p95 ms':>8}")
         for email, who in (("admin@example.edu", "admin"), ("ta@example.edu", "staff")):

@@ -63,6 +63,13 @@ if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev
   apt_install docker-compose || echo "docker-compose unavailable: deploy tests fall back to the compose-spec schema"
 fi
 
+# Chromium for the dashboard's browser tests: Playwright drives Debian's build
+# (`playwright install` downloads browsers and cannot work offline).
+if ! command -v chromium >/dev/null; then
+  log "installing chromium"
+  apt_install chromium
+fi
+
 # 4. Base image for assignment images (built once with debootstrap, then cached).
 scripts/build-base-image.sh
 
