@@ -100,8 +100,7 @@ def submission_page(
 
 
 @router.post("/submissions/{submission_id}/regrade", dependencies=CSRF)
-def regrade(request: Request, svc: ServicesDep, session: SessionDep, principal: PrincipalDep, scope: ScopeDep,
-            submission_id: int) -> Response:
+def regrade(request: Request, svc: ServicesDep, principal: PrincipalDep, scope: ScopeDep, submission_id: int) -> Response:
     outcome = actions.regrade(svc.ctx, scope, principal, submission_id, client_ip(request))
     done = "regrade" if outcome.requested else "not-finished"
     return RedirectResponse(f"/submissions/{submission_id}?done={done}", 303)

@@ -179,6 +179,7 @@ def test_session_cookie_is_signed_httponly_samesite(dash: Dashboard) -> None:
     cookie = r.headers["set-cookie"].lower()
     assert "greengrader_session=" in cookie and "httponly" in cookie and "samesite=lax" in cookie
     assert "secure" not in cookie  # GREENGRADER_WEB_COOKIE_SECURE is off here
+    assert "frame-ancestors 'none'" in r.headers["content-security-policy"] and r.headers["x-frame-options"] == "DENY"
     forged = dash.client()
     forged.cookies.set("greengrader_session", r.cookies["greengrader_session"][:-4] + "AAAA")
     assert forged.get("/api/v1/me").status_code == 401
