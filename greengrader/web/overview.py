@@ -74,29 +74,38 @@ def disagreements(session: Session, scope: Scope) -> int:
     return int(session.scalar(stmt) or 0)
 
 
-class PastDays:
-    """Per-day carbon totals of days before today, reused for ``ttl_s``.
+DayKey = tuple[tuple[int, ...] | None, str, date, bool]
 
-    Finished days rarely change (a regrade may move a job), and summing two weeks of
-    results is the overview's one costly query; today's totals are always read fresh.
-    Keyed by scope, baseline region and date, so it never grows past a few entries per user
-    group.
+
+class PastDays:
+    """Per-day carbon totals, shared by every open overview of the same scope.
+
+    Summing two weeks of results with their decisions is the overview's one costly query.
+    Finished days rarely change (a regrade may move a job) and are reused for ``ttl_s``;
+    today's totals for ``today_ttl_s``, so pages polling every second cost one query per
+    few seconds. Keyed by scope, baseline region, date and whether it is today, so it never
+    grows past a few entries per group of users.
     """
 
-    def __init__(self, ttl_s: float = 300.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self.ttl_s, self.clock = ttl_s, clock
+    def __init__(
+        self, ttl_s: float = 300.0, today_ttl_s: float = 5.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.ttl_s, self.today_ttl_s, self.clock = ttl_s, today_ttl_s, clock
         self._lock = threading.Lock()
-        self._entries: dict[tuple[tuple[int, ...] | None, str, date], tuple[float, list[CarbonDay]]] = {}
+        self._entries: dict[DayKey, tuple[float, list[CarbonDay]]] = {}
 
-    def get(self, key: tuple[tuple[int, ...] | None, str, date], compute: Callable[[], list[CarbonDay]]) -> list[CarbonDay]:
+    def _fresh(self, key: DayKey, at: float, now: float) -> bool:
+        return now - at < (self.today_ttl_s if key[3] else self.ttl_s)
+
+    def get(self, key: DayKey, compute: Callable[[], list[CarbonDay]]) -> list[CarbonDay]:
         now = self.clock()
         with self._lock:
             hit = self._entries.get(key)
-            if hit is not None and now - hit[0] < self.ttl_s:
+            if hit is not None and self._fresh(key, hit[0], now):
                 return hit[1]
         value = compute()
         with self._lock:
-            self._entries = {k: v for k, v in self._entries.items() if now - v[0] < self.ttl_s}
+            self._entries = {k: v for k, v in self._entries.items() if self._fresh(k, v[0], now)}
             self._entries[key] = (now, value)
         return value
 
@@ -143,8 +152,14 @@ def carbon_summary(
     def earlier() -> list[CarbonDay]:
         return _carbon_days(session, scope, baseline_region, start, midnight)
 
-    before = past.get((scope.assignment_ids, baseline_region, midnight.date()), earlier) if past else earlier()
-    days = before + _carbon_days(session, scope, baseline_region, midnight, None)
+    def today() -> list[CarbonDay]:
+        return _carbon_days(session, scope, baseline_region, midnight, None)
+
+    if past is None:
+        days = earlier() + today()
+    else:
+        key = (scope.assignment_ids, baseline_region, midnight.date())
+        days = past.get((*key, False), earlier) + past.get((*key, True), today)
     emitted = sum(d.emitted_g for d in days)
     base = sum(d.baseline_g for d in days)
     return CarbonSummary(

@@ -59,18 +59,24 @@ def test_formatting_reads_without_colour() -> None:
 
 def test_finished_days_are_reused_until_they_expire() -> None:
     now = [0.0]
-    cache = PastDays(ttl_s=60, clock=lambda: now[0])
+    cache = PastDays(ttl_s=60, today_ttl_s=5, clock=lambda: now[0])
     calls: list[int] = []
 
     def compute() -> list[CarbonDay]:
         calls.append(1)
         return [CarbonDay(day="2026-11-30", emitted_g=1.0, baseline_g=2.0, jobs=1)]
 
-    key = (None, "us-west", date(2026, 12, 1))
+    key = (None, "us-west", date(2026, 12, 1), False)
+    today = (None, "us-west", date(2026, 12, 1), True)
     assert cache.get(key, compute) == cache.get(key, compute)
-    assert len(calls) == 1
+    cache.get(today, compute)
+    assert len(calls) == 2
+    now[0] = 6.0  # today's totals expire first
+    cache.get(key, compute)
+    cache.get(today, compute)
+    assert len(calls) == 3
     now[0] = 61.0
     cache.get(key, compute)
-    assert len(calls) == 2
-    cache.get(((1, 2), "us-west", key[2]), compute)  # another scope is computed apart
-    assert len(calls) == 3
+    assert len(calls) == 4
+    cache.get(((1, 2), "us-west", key[2], False), compute)  # another scope is computed apart
+    assert len(calls) == 5
