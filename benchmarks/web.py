@@ -90,7 +90,14 @@ def fill(db: Database, n: int) -> float:
     return time.perf_counter() - t0
 
 
-def timed(client: object, url: str, repeat: int) -> tuple[float, float, float]:
+QUERIES = [0]
+
+
+def count_queries(*_args: object) -> None:
+    QUERIES[0] += 1
+
+
+def timed(client: object, url: str, repeat: int) -> tuple[float, float, float, int]:
     times: list[float] = []
     for _ in range(repeat + 2):
         t0 = time.perf_counter()
@@ -98,7 +105,9 @@ def timed(client: object, url: str, repeat: int) -> tuple[float, float, float]:
         times.append((time.perf_counter() - t0) * 1000)
         assert r.status_code == 200, (url, r.status_code, r.text[:200])
     first, rest = times[0], sorted(times[2:])  # the first two warm caches and the pool
-    return first, statistics.median(rest), rest[int(0.95 * (len(rest) - 1))]
+    before = QUERIES[0]
+    client.get(url)  # type: ignore[attr-defined]
+    return first, statistics.median(rest), rest[int(0.95 * (len(rest) - 1))], QUERIES[0] - before
 
 
 def main() -> None:
@@ -137,13 +146,21 @@ def main() -> None:
             ("submissions (JSON, 500 rows)", "/api/v1/submissions?limit=500"),
             ("carbon chart (SVG)", "/charts/carbon.svg"),
         ]
-        print(f"{'page':40} {'user':6} {'first ms':>9} {'median ms':>10} {'p95 ms':>8}")
+        sa.event.listen(db.engine, "before_cursor_execute", count_queries)
+        print(f"load average before: {os.getloadavg()[0]:.1f}")
+        print(f"{'page':40} {'user':6} {'first ms':>9} {'median ms':>10} {'p95 ms':>8} {'queries':>8}")
         for email, who in (("admin@example.edu", "admin"), ("ta@example.edu", "staff")):
             client = TestClient(app)
             assert login(client, email).status_code == 303
             for label, url in pages:
-                first, med, p95 = timed(client, url, args.repeat)
-                print(f"{label:40} {who:6} {first:9.1f} {med:10.1f} {p95:8.1f}")
+                first, med, p95, queries = timed(client, url, args.repeat)
+                print(f"{label:40} {who:6} {first:9.1f} {med:10.1f} {p95:8.1f} {queries:8d}")
+        print(f"load average after: {os.getloadavg()[0]:.1f}")
+        with db.engine.connect() as conn:
+            plan = conn.execute(sa.text(
+                "EXPLAIN SELECT id FROM submission WHERE status = 'error' AND id < :m ORDER BY id DESC LIMIT 51"
+            ), {"m": middle}).scalars().all()
+        print("list plan (status filter, keyset):", " / ".join(p.strip() for p in plan[:3]))
     finally:
         db.dispose()
         with admin.connect() as conn:
