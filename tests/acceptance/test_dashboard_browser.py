@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import playwright.sync_api as playwright_api
 import pytest
 import uvicorn
 from sqlalchemy import select
@@ -37,7 +38,6 @@ from tests.web_data import (
 )
 
 pytestmark = pytest.mark.docker
-playwright_api = pytest.importorskip("playwright.sync_api")
 SHOTS = REPO / "test-artefacts" / "screenshots"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]

@@ -16,6 +16,7 @@ from greengrader.grading import grade_submission
 from greengrader.models import Assignment, AuditEvent, Submission
 from greengrader.web import api, chart_routes, pages
 from greengrader.web.accounts import Accounts
+from tests.conftest import Processes
 from tests.web_data import (
     COURSE_A,
     COURSE_B,
@@ -253,3 +254,45 @@ def test_pages_render_for_admin_and_students_stay_pseudonymised(dash: Dashboard)
     assert {"/api/v1/overview", "/api/v1/submissions", "/api/v1/submissions/{submission_id}"} <= set(schema["paths"])
     overview = admin.get("/api/v1/overview").json()
     assert overview["counts"]["today"]["queued"] + overview["counts"]["today"]["error"] >= 3
+
+
+def test_cli_manages_users_and_serves_the_dashboard(env_settings: object, processes: Processes) -> None:
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import requests
+
+    def cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "greengrader", *args], input=stdin, text=True,
+                              capture_output=True, timeout=60)
+
+    added = cli("users", "add", "TA@Example.edu", "--role", "staff", "--course", "77", "--password-stdin",
+                stdin=PASSWORD + "\n")
+    assert added.returncode == 0 and "added ta@example.edu (staff, courses 77)" in added.stdout
+    again = cli("users", "add", "ta@example.edu", "--role", "staff", "--course", "77", "--password-stdin",
+                stdin=PASSWORD + "\n")
+    assert again.returncode == 2 and again.stderr.strip() == "greengrader: user ta@example.edu already exists"
+    assert "at least 10 characters" in cli("users", "reset", "ta@example.edu", "--password-stdin", stdin="short\n").stderr
+    token = cli("users", "token", "ta@example.edu").stdout.strip()
+    assert token.startswith("ggt_")
+    assert "ta@example.edu" in cli("users", "list").stdout
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    processes.start(sys.executable, "-m", "greengrader", "web", "--port", str(port), name="web")
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            if requests.get(base + "/healthz", timeout=1).text == "ok":
+                break
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    assert requests.get(base + "/api/v1/me", timeout=5).status_code == 401
+    me = requests.get(base + "/api/v1/me", headers={"Authorization": f"Bearer {token}"}, timeout=5)
+    assert me.json() == {"email": "ta@example.edu", "role": "staff", "courses": [77]}
+    assert cli("users", "token", "ta@example.edu", "--revoke-all").stdout.strip() == "revoked 1 token(s) of ta@example.edu"
+    assert requests.get(base + "/api/v1/me", headers={"Authorization": f"Bearer {token}"}, timeout=5).status_code == 401
+    assert cli("users", "remove", "ta@example.edu").returncode == 0
+    assert "ta@example.edu" not in cli("users", "list").stdout
