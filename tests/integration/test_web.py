@@ -296,3 +296,23 @@ def test_cli_manages_users_and_serves_the_dashboard(env_settings: object, proces
     assert requests.get(base + "/api/v1/me", headers={"Authorization": f"Bearer {token}"}, timeout=5).status_code == 401
     assert cli("users", "remove", "ta@example.edu").returncode == 0
     assert "ta@example.edu" not in cli("users", "list").stdout
+
+
+@pytest.mark.parametrize("query", [
+    "q=99999999999999999999", "before=-5", "before=99999999999999999999", "course=1e3", "limit=0", "limit=abc",
+    "limit=100000", "status=%00", "region=%27%3B--", "agreement=", "assignment=-1", "q=%20",
+])
+def test_hostile_list_queries_get_a_clear_4xx_or_an_empty_page(dash: Dashboard, query: str) -> None:
+    admin = dash.client("admin@example.edu")
+    for path in ("/api/v1/submissions", "/submissions"):
+        r = admin.get(f"{path}?{query}")
+        assert r.status_code in (200, 400, 422), (path, query, r.status_code, r.text[:200])
+        if r.status_code == 400:
+            assert r.json()["detail"]
+
+
+@pytest.mark.parametrize("sid", ["0", "-1", "99999999999999999999", "abc"])
+def test_odd_submission_ids_are_not_found(dash: Dashboard, sid: str) -> None:
+    admin = dash.client("admin@example.edu")
+    for path in (f"/api/v1/submissions/{sid}", f"/submissions/{sid}", f"/api/v1/submissions/{sid}/status"):
+        assert admin.get(path).status_code in (404, 422), path
