@@ -126,6 +126,9 @@ def _login(browser: Any, site: Site, email: str, width: int = 1280, height: int 
 
 
 def _shot(page: Any, name: str) -> None:
+    page.wait_for_function("Array.from(document.images).every(i => i.complete)")
+    broken = page.evaluate("Array.from(document.images).filter(i => !i.naturalWidth).map(i => i.src)")
+    assert broken == [], f"{name}: charts that did not load: {broken}"
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
     # Readable on a phone means no sideways scrolling of the page itself (wide tables scroll inside).

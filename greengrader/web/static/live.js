@@ -2,6 +2,12 @@
 (function () {
   "use strict";
   var interval = parseInt(document.body.dataset.pollMs || "1000", 10);
+  // Once a form is submitted (regrade, export, logout) this page is on its way out: a
+  // reload from the poller must not replace the form's own navigation.
+  var leaving = false;
+  document.addEventListener("submit", function (e) {
+    if (!e.target.hasAttribute("data-download")) { leaving = true; }  // a download stays on the page
+  });
 
   function get(url) {
     return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
@@ -36,6 +42,7 @@
 
   function submission(el) {
     get("/api/v1/submissions/" + el.dataset.id + "/status").then(function (s) {
+      if (leaving) { return; }
       if (s.status !== el.dataset.status || String(s.events) !== el.dataset.events) {
         window.location.replace(window.location.pathname);  // re-render with the new state
         return;
