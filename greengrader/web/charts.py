@@ -119,7 +119,7 @@ def placement(decision: DecisionView, provider: CarbonProvider, zones: dict[str,
 
 def runtime_histogram(runtimes: Sequence[float]) -> str:
     fig, ax = _figure(5.0, 2.4)
-    ax.hist(list(runtimes), bins=min(20, max(1, len(runtimes))), color="#0d47a1", edgecolor="#fff", hatch="..")
+    ax.hist(list(runtimes), bins=min(20, max(5, len(runtimes))), color="#0d47a1", edgecolor="#fff", hatch="..")
     ax.set_xlabel("runtime (s)")
     ax.set_ylabel("jobs")
     ax.set_title("Runtime distribution")
