@@ -178,6 +178,12 @@ def test_a_ta_walks_every_page_finds_the_disagreement_and_regrades(browser: Any,
 
 def test_queued_to_graded_shows_up_within_two_seconds(browser: Any, site: Site) -> None:
     page = _login(browser, site, "ta-a@example.edu")
+    overview = page.context.new_page()
+    overview.goto(site.url + "/")
+    graded_today = overview.locator("[data-k='today.graded']")
+    queued_today = overview.locator("[data-k='today.queued']")
+    before = int(graded_today.inner_text())
+    playwright_api.expect(queued_today).to_have_text("1")
     page.goto(f"{site.url}/submissions/{site.queued}")
     status = page.locator("#status")
     playwright_api.expect(status).to_have_text("queued")
@@ -185,6 +191,9 @@ def test_queued_to_graded_shows_up_within_two_seconds(browser: Any, site: Site) 
     graded_at = time.monotonic()
     playwright_api.expect(status).to_have_text("graded", timeout=2000)
     assert time.monotonic() - graded_at < 2.0
+    # The open overview updates its counts in place, without a reload.
+    playwright_api.expect(graded_today).to_have_text(str(before + 1), timeout=3000)
+    playwright_api.expect(queued_today).to_have_text("0")
 
 
 def test_admin_pages_and_phone_width(browser: Any, site: Site) -> None:
