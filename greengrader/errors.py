@@ -104,3 +104,7 @@ class InvalidResults(GreengraderError):
 
 class CasError(SchedulingError):
     """The carbon-aware scheduler (CAS) service is unreachable or answered garbage."""
+
+
+class AccountError(GreengraderError):
+    """A dashboard account operation failed (unknown user, duplicate e-mail, bad role)."""

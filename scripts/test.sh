@@ -18,6 +18,13 @@ ensure_services
 ensure_docker
 ensure_compose
 
+# Chromium for the dashboard's browser tests: Playwright drives Debian's build
+# (`playwright install` downloads browsers and cannot work offline).
+if ! command -v chromium >/dev/null; then
+  log "installing chromium"
+  apt_install chromium
+fi
+
 # 4. Base image for assignment images (built once with debootstrap, then cached).
 scripts/build-base-image.sh
 

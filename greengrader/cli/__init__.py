@@ -28,6 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "greengrader.cli.bridge",
     "greengrader.cli.simulation",
     "greengrader.cli.workers",
+    "greengrader.cli.web",
 )
 
 

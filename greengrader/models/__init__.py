@@ -8,10 +8,13 @@ from greengrader.models.grading import Decision, Result
 from greengrader.models.infra import RegionRow, Worker
 from greengrader.models.status import TERMINAL, Status
 from greengrader.models.submission import Quarantine, StatusEvent, Submission, SubmissionPayload
+from greengrader.models.web import ApiToken, AuditEvent, User, UserCourse
 
 __all__ = [
     "TERMINAL",
+    "ApiToken",
     "Assignment",
+    "AuditEvent",
     "Base",
     "Course",
     "Decision",
@@ -22,6 +25,8 @@ __all__ = [
     "StatusEvent",
     "Submission",
     "SubmissionPayload",
+    "User",
+    "UserCourse",
     "Worker",
     "utcnow",
 ]

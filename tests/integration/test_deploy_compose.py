@@ -72,7 +72,7 @@ def test_a_missing_env_file_is_an_error(tmp_path: Path) -> None:
 
 def test_every_part_is_a_service(resolved: dict[str, Any]) -> None:
     services = resolved["services"]
-    expected = {"postgres", "redis", "mosquitto", "migrate", "bridge", "cas", "scheduler", "beat", "flower", "metrics"}
+    expected = {"postgres", "redis", "mosquitto", "migrate", "bridge", "cas", "scheduler", "beat", "flower", "metrics", "web"}
     assert expected <= set(services)
     assert services["bridge"]["command"] == ["greengrader", "bridge"]
     assert services["scheduler"]["command"][3:6] == ["worker", "-Q", "scheduling"]
@@ -112,6 +112,14 @@ def test_only_mqtt_tls_is_public(resolved: dict[str, Any]) -> None:
     assert public == {("mosquitto", "8883")}
     assert ("127.0.0.1", "5555") in _published(resolved["services"]["flower"])
     assert resolved["networks"]["backend"]["internal"] is True
+
+
+def test_dashboard_is_on_loopback_with_a_signing_key_and_secure_cookies(resolved: dict[str, Any]) -> None:
+    web = resolved["services"]["web"]
+    assert _published(web) == [("127.0.0.1", "8080")]
+    assert web["command"][:2] == ["greengrader", "web"]
+    assert web["environment"]["GREENGRADER_WEB_SECRET_KEY"]
+    assert web["environment"]["GREENGRADER_WEB_COOKIE_SECURE"] == "true"
 
 
 def test_flower_and_metrics_require_credentials(resolved: dict[str, Any]) -> None:

@@ -90,6 +90,19 @@ def test_flower_has_auth_and_services_stay_inside_the_cluster() -> None:
         assert service["spec"]["type"] == "ClusterIP"
 
 
+def test_dashboard_signs_sessions_with_a_secret_and_sets_secure_cookies() -> None:
+    pod = by_kind("Deployment")["greengrader-web"]["spec"]["template"]["spec"]
+    web = pod["containers"][0]
+    assert web["command"][:2] == ["greengrader", "web"]
+    assert {"secretRef": {"name": "greengrader-web"}} in web["envFrom"]
+    assert {"name": "GREENGRADER_WEB_COOKIE_SECURE", "value": "true"} in web["env"]
+    assert web["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    assert "GREENGRADER_WEB_SECRET_KEY" in by_kind("Secret")["greengrader-web"]["stringData"]
+    policy = by_kind("NetworkPolicy")["greengrader-observability-ingress"]["spec"]
+    assert "web" in policy["podSelector"]["matchExpressions"][0]["values"]
+    assert {"port": 8080, "protocol": "TCP"} in policy["ingress"][0]["ports"]
+
+
 def test_grading_pods_get_no_network() -> None:
     policy = by_kind("NetworkPolicy")["greengrader-grading-isolated"]["spec"]
     assert policy["podSelector"]["matchLabels"] == {"greengrader.io/role": "grader"}
