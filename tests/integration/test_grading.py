@@ -24,6 +24,7 @@ from greengrader.examples import example_payload
 from greengrader.executors.docker import LABEL_JOB, LABEL_WORKER, DockerExecutor
 from greengrader.grading import grade_submission
 from greengrader.models import Assignment, Result, Status, StatusEvent, Submission
+from tests import payloads
 
 pytestmark = pytest.mark.docker
 
@@ -166,13 +167,16 @@ def test_c_make_example_builds_with_apt_and_pip_and_compiles_with_make(context: 
             assert all("make failed" in t["output"] for t in result.tests or [])
 
 
-def broken_payload(submission_id: int) -> bytes:
+BROKEN_SETUP = "#!/bin/bash\necho installing things\necho 'E: Unable to locate package nonexistent' >&2\nexit 3\n"
+
+
+def broken_payload(submission_id: int, setup: str = BROKEN_SETUP, assignment: int = 66601) -> bytes:
     buf = io.BytesIO()
-    meta = {"id": submission_id, "assignment": {"id": 66601, "course_id": 1, "title": "Broken", "total_points": "5"},
+    meta = {"id": submission_id, "assignment": {"id": assignment, "course_id": 1, "title": "Broken", "total_points": "5"},
             "users": [{"email": "s@example.edu", "name": "S", "sid": "1"}]}
     with zipfile.ZipFile(buf, "w") as zf:
         ag = "gradescope_data/autograder/"
-        zf.writestr(ag + "source/setup.sh", "#!/bin/bash\necho installing things\necho 'E: Unable to locate package nonexistent' >&2\nexit 3\n")
+        zf.writestr(ag + "source/setup.sh", setup)
         zf.writestr(ag + "source/run_autograder", "#!/bin/sh\necho never\n")
         zf.writestr(ag + "submission/a.py", "print(1)\n")
         zf.writestr(ag + "submission_metadata.json", json.dumps(meta))
@@ -219,3 +223,62 @@ def test_cli_run_local_and_results(context: Context, executor: DockerExecutor, f
                             capture_output=True, text=True, timeout=60, env=env)
     assert listed.returncode == 0, listed.stderr
     assert "900101" in listed.stdout and "10.00" in listed.stdout and "9.00" in listed.stdout
+
+
+def test_a_hanging_setup_is_stopped_at_its_bound_and_marks_the_version_broken(
+    context: Context, executor: DockerExecutor
+) -> None:
+    import time
+
+    from greengrader.images import ImageBuilder
+
+    settings = context.settings.model_copy(update={"image_build_timeout_s": 10})
+    hang = f"#!/bin/bash\necho fetching the toolchain {uuid.uuid4().hex}\nsleep 600\n"
+    sid = ingest(context, broken_payload(830101, setup=hang, assignment=66602))
+    started = time.monotonic()
+    result = grade_submission(context, sid, task_id="t-hang", executor=executor, builder=ImageBuilder(settings))
+    assert time.monotonic() - started < 60
+    assert result is not None and result.outcome == "setup_error"
+    status, reason = status_of(context, sid)
+    assert status == "error" and "did not finish within 10 s" in (reason or "")
+    with context.db.session() as session:
+        assignment = session.scalars(select(Assignment).where(Assignment.gradescope_id == 66602)).one()
+        assert assignment.build_status == "broken" and "fetching the toolchain" in (assignment.build_log or "")
+
+
+def test_an_image_pruned_under_a_job_is_retried_at_once_not_graded(
+    context: Context, executor: DockerExecutor, fixtures_dir: Path, docker_client: Any
+) -> None:
+    """An infrastructure failure mid-grade (here the image vanished after the builder
+    checked it) is never a result: the job is sent again at once and graded by that run."""
+    import redis
+
+    from greengrader.images import ImageBuilder
+
+    builder = ImageBuilder(context.settings, client=docker_client)
+    marker = {"marker.txt": uuid.uuid4().hex.encode()}  # an image of this test's own
+    data = payloads.build(payloads.metadata(830201), source={**payloads.SOURCE, **marker})
+    sid = ingest(context, data)
+    first = grade_submission(context, sid, task_id="t-one", executor=executor, builder=builder)
+    assert first is not None
+    with context.db.transaction() as session:
+        sub = session.get(Submission, sid)
+        assert sub is not None
+        sub.move_to(Status.RECEIVED, "test: grade again")
+        tag = sub.assignment.image_tag
+    assert tag is not None and builder.exists(tag)
+    docker_client.images.remove(tag, force=True)  # the builder still believes it exists
+    assert grade_submission(context, sid, task_id="t-two", executor=executor, builder=builder) is None
+    status, reason = status_of(context, sid)
+    assert status == "queued" and "infrastructure error" in (reason or "") and "retrying now" in (reason or "")
+    with context.db.session() as session:
+        row = session.get(Submission, sid)
+        assert row is not None and row.attempts == 0 and row.infra_failures == 1
+        kept = session.scalars(select(Result.id).where(Result.submission_id == sid)).all()
+        assert kept == [first.id]  # the failed run stored nothing (the earlier grade stands)
+    queue = context.regions.get(row.region or context.settings.default_region).queue_name
+    sent = [json.loads(m) for m in redis.Redis.from_url(context.settings.effective_broker_url).lrange(queue, 0, -1)]
+    assert [m["headers"]["task"] for m in sent] == ["greengrader.grade"]
+    again = grade_submission(context, sid, task_id="t-three", executor=executor, builder=builder, dispatch=row.dispatch)
+    assert again is not None and again.outcome == first.outcome  # a real run of the autograder
+    assert builder.exists(tag)
