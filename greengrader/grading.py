@@ -24,6 +24,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
+from greengrader.agreement.compare import Side
+from greengrader.agreement.evidence import Judged, files_digest, judge
 from greengrader.bridge.payload import METADATA, parse_payload
 from greengrader.bridge.payload import Limits as PayloadLimits
 from greengrader.context import Context
@@ -39,7 +41,7 @@ from greengrader.images import ImageBuilder
 from greengrader.metrics import CARBON_EMITTED_G, GRADES
 from greengrader.models import Assignment, Result, Status, Submission, SubmissionPayload, Worker
 from greengrader.models.status import TERMINAL
-from greengrader.results import ParsedResults, agrees, parse_results
+from greengrader.results import ParsedResults, parse_results
 from greengrader.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -74,6 +76,12 @@ class Graded:
     image: str
     score: float | None
     max_score: float | None
+
+    def side(self) -> Side:
+        """Our outcome for the comparison with Gradescope."""
+        if self.parsed is None:
+            return Side(self.score)
+        return Side(self.score, self.parsed.tests, self.parsed.leaderboard)
 
 
 def payload_files(data: bytes, settings: Settings) -> PayloadFiles:
@@ -171,7 +179,19 @@ def grade_submission(
         raise
     except GreengraderError as exc:  # e.g. the stored payload no longer parses
         return _finish_error(ctx, submission_id, task_id, claim, f"cannot grade: {exc}")
-    return _store(ctx, submission_id, task_id, claim, graded, executor)
+
+    def rerun() -> Side | None:
+        again = run_payload(files, limits, executor, builder, f"s{submission_id}-{task_id[:8]}-again",
+                            claim.assignment_key, claim.region)
+        return again.side() if again.execution.outcome == "graded" else None
+
+    digest = files_digest(files.files)
+    judged = judge(
+        ctx.db, assignment_id=claim.assignment_id, submission_id=submission_id, digest=digest,
+        ours=graded.side(), gradescope=Side.from_results(files.gradescope_results), rerun=rerun,
+        regrades=ctx.settings.agreement_regrades,
+    )
+    return _store(ctx, submission_id, task_id, claim, graded, executor, judged, digest)
 
 
 def _executor(settings: Settings, worker: str | None = None) -> Executor:
@@ -305,7 +325,8 @@ def _result_row(session: Session, submission_id: int, outcome: str) -> Result:
 
 
 def _store(
-    ctx: Context, submission_id: int, task_id: str, claim: _Claim, graded: Graded, executor: Executor
+    ctx: Context, submission_id: int, task_id: str, claim: _Claim, graded: Graded, executor: Executor,
+    judged: Judged, digest: str,
 ) -> Result | None:
     ex = graded.execution
     energy, carbon, intensity = _carbon(ctx, claim.region, ex)
@@ -325,7 +346,10 @@ def _store(
         result.runtime_s, result.cpu_s = ex.runtime_s, ex.cpu_s
         result.turnaround_s = (now - claim.received_at).total_seconds()
         result.energy_kwh, result.carbon_g, result.intensity = energy, carbon, intensity
-        result.agrees = agrees(graded.score, claim.gradescope_score)
+        agreement = judged.comparison.agreement
+        result.agreement, result.comparison = agreement, judged.as_json()
+        result.agrees = None if agreement is None else agreement != "differs"
+        result.files_digest, result.sandbox = digest, ex.sandbox
         sub.move_to(STATUS_FOR[ex.outcome], ex.message[:2000], now=now)
         if claim.image_ready != graded.image:
             sub.assignment.build_status, sub.assignment.image_tag = "ready", graded.image

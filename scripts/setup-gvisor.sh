@@ -59,7 +59,7 @@ if [ "$changed" = 10 ]; then
   echo "gVisor registered as runtime $name in $config; reloading dockerd ($pid)"
   as_root kill -HUP "$pid"
 fi
-for _ in $(seq 20); do
+for _ in $(seq 120); do  # a dockerd that is still starting answers later
   docker info --format '{{range $k, $v := .Runtimes}}{{$k}} {{end}}' 2>/dev/null | grep -qw "$name" && exit 0
   sleep 0.5
 done

@@ -45,12 +45,16 @@ if ! up 1883; then
   as_root mosquitto -d -c /etc/mosquitto/mosquitto.conf; wait_up 1883
 fi
 
-# 3. Docker daemon (no bridge, no iptables: grading containers run with --network none).
+# 3. Docker daemon (no bridge, no iptables: grading containers run with --network none),
+# with gVisor registered as the runtime runsc: in daemon.json before a dockerd started here
+# reads it, or reloaded with SIGHUP by a running one (never restarted: it may be shared).
+if ! docker info >/dev/null 2>&1 && ! command -v dockerd >/dev/null; then
+  log "installing docker.io"
+  apt_install docker.io
+fi
+log "gVisor (runsc) runtime"
+scripts/setup-gvisor.sh
 if ! docker info >/dev/null 2>&1; then
-  if ! command -v dockerd >/dev/null; then
-    log "installing docker.io"
-    apt_install docker.io
-  fi
   log "starting dockerd"
   as_root sh -c 'nohup dockerd --iptables=false --bridge=none >/var/log/dockerd.log 2>&1 &'
   for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from greengrader.errors import InvalidResults
-from greengrader.results import AGREEMENT_TOLERANCE, parse_results
+from greengrader.results import AGREEMENT_TOLERANCE, agrees, parse_results
 
 Agreement = Literal["agrees", "differs", "nondeterministic"]
 AGREEMENTS: tuple[Agreement, ...] = ("agrees", "differs", "nondeterministic")
@@ -132,8 +132,7 @@ def compare(
         rows.append({"key": key, "name": (theirs or mine or {}).get("name"),
                      "number": (theirs or mine or {}).get("number"), "verdict": verdict,
                      "ours": _outcome(mine), "gradescope": _outcome(theirs)})
-    score_agrees = ours.score is not None and gradescope.score is not None and _same_score(
-        ours.score, gradescope.score, tolerance)
+    score_agrees = agrees(ours.score, gradescope.score, tolerance) is True
     verdicts = {r["verdict"] for r in rows}
     if verdicts <= {"same"} and not score_agrees:
         # Every test matches (or there are none) but the totals do not: an explicit

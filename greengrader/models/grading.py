@@ -70,15 +70,17 @@ class Result(Base):
     worker: Mapped[Worker | None] = relationship()
 
 
-class NondeterministicTest(Base):
-    """A test of an assignment version whose score was seen to vary for the same files."""
+class TestEvidence(Base):
+    """What re-runs showed about one test of an assignment version that differed from
+    Gradescope: its score varies for the same files (nondeterministic) or it does not."""
 
-    __tablename__ = "nondeterministic_test"
+    __tablename__ = "test_evidence"
     __table_args__ = (UniqueConstraint("assignment_id", "test_key"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     assignment_id: Mapped[int] = mapped_column(ForeignKey("assignment.id"), index=True)
     test_key: Mapped[str] = mapped_column(String(500))
+    nondeterministic: Mapped[bool]
     evidence: Mapped[str] = mapped_column(Text)
     submission_id: Mapped[int | None] = mapped_column(ForeignKey("submission.id"))
     detected_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

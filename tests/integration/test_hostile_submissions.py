@@ -151,7 +151,8 @@ def test_network_exfiltration_to_host_services_is_impossible(executor: DockerExe
 
 
 def test_stdout_flood_is_capped(executor: DockerExecutor, image: str) -> None:
-    result = attack(executor, image, "head -c 50000000 /dev/zero | tr '\\0' A\n")
+    # 20 MB, 300x the cap (gVisor writes output at ~10 MB/s here: 50 MB outlasts the 4 s limit)
+    result = attack(executor, image, "head -c 20000000 /dev/zero | tr '\\0' A\n")
     assert result.outcome == "graded"
     assert result.output_truncated
     assert len(result.stdout.encode()) <= LIMITS.stdout_bytes + 100

@@ -1,4 +1,4 @@
-"""sandbox on every result; per-test agreement with Gradescope; nondeterministic tests
+"""sandbox on every result; per-test agreement with Gradescope; evidence of nondeterministic tests
 
 Revision ID: 0004_sandbox
 Revises: 0001
@@ -33,26 +33,27 @@ def upgrade() -> None:
     op.execute("UPDATE result SET agreement = CASE WHEN agrees THEN 'agrees' ELSE 'differs' END "
                "WHERE agrees IS NOT NULL")
     op.create_table(
-        "nondeterministic_test",
+        "test_evidence",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("assignment_id", sa.Integer(), nullable=False),
         sa.Column("test_key", sa.String(length=500), nullable=False),
+        sa.Column("nondeterministic", sa.Boolean(), nullable=False),
         sa.Column("evidence", sa.Text(), nullable=False),
         sa.Column("submission_id", sa.Integer(), nullable=True),
         sa.Column("detected_at", greengrader.models.base.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["assignment_id"], ["assignment.id"],
-                                name=op.f("fk_nondeterministic_test_assignment_id_assignment")),
+                                name=op.f("fk_test_evidence_assignment_id_assignment")),
         sa.ForeignKeyConstraint(["submission_id"], ["submission.id"],
-                                name=op.f("fk_nondeterministic_test_submission_id_submission")),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_nondeterministic_test")),
-        sa.UniqueConstraint("assignment_id", "test_key", name=op.f("uq_nondeterministic_test_assignment_id_test_key")),
+                                name=op.f("fk_test_evidence_submission_id_submission")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_test_evidence")),
+        sa.UniqueConstraint("assignment_id", "test_key", name=op.f("uq_test_evidence_assignment_id_test_key")),
     )
-    op.create_index(op.f("ix_nondeterministic_test_assignment_id"), "nondeterministic_test", ["assignment_id"])
+    op.create_index(op.f("ix_test_evidence_assignment_id"), "test_evidence", ["assignment_id"])
 
 
 def downgrade() -> None:
-    op.drop_index(op.f("ix_nondeterministic_test_assignment_id"), table_name="nondeterministic_test")
-    op.drop_table("nondeterministic_test")
+    op.drop_index(op.f("ix_test_evidence_assignment_id"), table_name="test_evidence")
+    op.drop_table("test_evidence")
     with op.batch_alter_table("result") as batch:
         batch.drop_index(batch.f("ix_result_files_digest"))
         batch.drop_index(batch.f("ix_result_agreement"))
