@@ -123,6 +123,28 @@ def _record(db: Database, assignment_id: int, submission_id: int, known: Mapping
         _store(db, assignment_id, submission_id, new)
     except IntegrityError:  # another worker recorded the same test meanwhile: its evidence stands
         log.info("evidence for assignment %s recorded concurrently", assignment_id)
+    if any(flag for flag, _ in new.values()):
+        reclassify(db, assignment_id, {k for k, (flag, _) in new.items() if flag})
+
+
+def reclassify(db: Database, assignment_id: int, nondeterministic: set[str]) -> int:
+    """Earlier results of the assignment version that differed only in tests now known to
+    be nondeterministic become *nondeterministic*; returns how many changed."""
+    changed = 0
+    with db.transaction() as session:
+        rows = session.scalars(
+            select(Result).join(Submission, Result.submission_id == Submission.id)
+            .where(Submission.assignment_id == assignment_id, Result.agreement == "differs").with_for_update(of=Result)
+        ).all()
+        for result in rows:
+            tests = [dict(t, verdict="nondeterministic") if t.get("verdict") == "differs" and t.get("key")
+                     in nondeterministic else t for t in (result.comparison or {}).get("tests", [])]
+            if any(t.get("verdict") == "differs" for t in tests) or tests == (result.comparison or {}).get("tests"):
+                continue
+            result.comparison = {**(result.comparison or {}), "tests": tests}
+            result.agreement, result.agrees = "nondeterministic", True
+            changed += 1
+    return changed
 
 
 def _store(db: Database, assignment_id: int, submission_id: int, new: Mapping[str, tuple[bool, str]]) -> None:
