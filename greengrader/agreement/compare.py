@@ -1,7 +1,8 @@
 """Gradescope's results.json against ours, test by test.
 
 Tests are paired by name (duplicate names in order of appearance), then by number, and
-what is left over exists on one side only. Each pair gets a verdict: ``same`` (status and
+what is left over exists on one side only (when Gradescope reports only a total, the
+totals are compared). Each pair gets a verdict: ``same`` (status and
 score within the tolerance), ``differs``, or ``nondeterministic`` when it differs but the
 test is known to vary between runs of the same submission (evidence.py). A submission
 then *agrees*, *differs* (some test, or the total when no test explains it), or is
@@ -122,7 +123,9 @@ def compare(
         return Comparison(None)
     ours = ours or Side(None)
     rows: list[dict[str, Any]] = []
-    for key, mine, theirs in pair_tests(ours.tests, gradescope.tests):
+    # Gradescope's results with a total only (no tests): the totals decide.
+    pairs = pair_tests(ours.tests, gradescope.tests) if gradescope.tests else []
+    for key, mine, theirs in pairs:
         same = (
             mine is not None and theirs is not None
             and mine.get("status") == theirs.get("status")

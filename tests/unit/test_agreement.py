@@ -47,8 +47,10 @@ def test_equal_tests_agree_within_the_tolerance_and_totals_are_checked() -> None
     # same tests, different explicit total: a real difference, reported as the total
     comparison = compare(Side(3, [t("a", 1)]), Side(1, [t("a", 1)]))
     assert comparison.agreement == "differs" and comparison.differing == [TOTAL]
-    # no tests at all on either side: the totals decide
+    # no tests at all on either side, or Gradescope reports a total only: the totals decide
     assert compare(Side(4), Side(4)).agreement == "agrees"
+    assert compare(Side(4, [t("a", 4, 4)]), Side(4)).agreement == "agrees"
+    assert compare(Side(3, [t("a", 3, 4)]), Side(4)).differing == [TOTAL]
 
 
 def test_our_failed_run_differs_in_every_test_and_unknown_without_gradescope() -> None:
