@@ -110,3 +110,25 @@ def test_identical_submissions_that_score_differently_are_evidence_too(
     with context.db.session() as session:
         assert session.get(Result, first.id).agreement == "nondeterministic"  # type: ignore[union-attr]
     assert "830001" not in disagreements()
+
+
+def test_results_and_explain_show_the_sandbox_and_the_agreement(context: Context, executor: DockerExecutor) -> None:
+    import json
+
+    from greengrader.models import Decision, utcnow
+
+    result = grade(context, executor, payload(840001, random_score=4.2, assignment_id=5153))
+    with context.db.transaction() as session:
+        session.add(Decision(submission_id=result.submission_id, policy="fifo", region="us-west",
+                             start_at=utcnow(), candidates={}))
+    env = {**os.environ, "COLUMNS": "250"}
+    listed = subprocess.run([sys.executable, "-m", "greengrader", "results"], capture_output=True, text=True,
+                            timeout=60, env=env)
+    assert listed.returncode == 0, listed.stderr
+    row = next(line for line in listed.stdout.splitlines() if "840001" in line)
+    assert "gvisor" in row and "nondeterministic" in row
+    explained = subprocess.run([sys.executable, "-m", "greengrader", "explain", str(result.submission_id), "--json"],
+                               capture_output=True, text=True, timeout=60, env=env)
+    assert explained.returncode == 0, explained.stderr
+    doc = json.loads(explained.stdout)
+    assert (doc["sandbox"], doc["agreement"]) == ("gvisor", "nondeterministic")
