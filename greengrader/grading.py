@@ -158,6 +158,7 @@ def grade_submission(
     claim = _claim(ctx, submission_id, task_id)
     if claim is None:
         return None
+    claimed_at = time.monotonic()
     executor = executor or _executor(ctx.settings, worker)
     builder = builder or _cached(("builder", id(ctx.settings)), lambda: ImageBuilder(ctx.settings))
     limits = Limits.from_settings(ctx.settings, claim.limits)
@@ -181,6 +182,9 @@ def grade_submission(
         return _finish_error(ctx, submission_id, task_id, claim, f"cannot grade: {exc}")
 
     def rerun() -> Side | None:
+        # Re-runs must end before the sweep would take the submission for a stuck one.
+        if time.monotonic() - claimed_at + graded.execution.runtime_s > ctx.settings.grade_timeout_s:
+            raise GreengraderError("no time left for another run before the stuck-job sweep")
         again = run_payload(files, limits, executor, builder, f"s{submission_id}-{task_id[:8]}-again",
                             claim.assignment_key, claim.region)
         return again.side() if again.execution.outcome == "graded" else None
