@@ -106,6 +106,11 @@ def _same_score(a: float | None, b: float | None, tolerance: float) -> bool:
     return abs(a - b) <= tolerance + 1e-9
 
 
+def _same_status(a: Any, b: Any) -> bool:
+    # A side without a status (no max_score to derive it from) is judged by its score.
+    return a is None or b is None or a == b
+
+
 def _outcome(test: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if test is None:
         return None
@@ -128,7 +133,7 @@ def compare(
     for key, mine, theirs in pairs:
         same = (
             mine is not None and theirs is not None
-            and mine.get("status") == theirs.get("status")
+            and _same_status(mine.get("status"), theirs.get("status"))
             and _same_score(mine.get("score"), theirs.get("score"), tolerance)
         )
         verdict = "same" if same else ("nondeterministic" if key in nondeterministic else "differs")

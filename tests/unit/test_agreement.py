@@ -44,6 +44,7 @@ def test_a_known_nondeterministic_test_does_not_count_as_a_disagreement() -> Non
 
 def test_equal_tests_agree_within_the_tolerance_and_totals_are_checked() -> None:
     assert compare(Side(1.005, [t("a", 1.005, 2)]), Side(1.0, [t("a", 1.0, 2)])).agreement == "agrees"
+    assert compare(Side(1, [{"name": "a", "score": 1.0}]), Side(1, [t("a", 1)])).agreement == "agrees"
     # same tests, different explicit total: a real difference, reported as the total
     comparison = compare(Side(3, [t("a", 1)]), Side(1, [t("a", 1)]))
     assert comparison.agreement == "differs" and comparison.differing == [TOTAL]
