@@ -24,6 +24,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
+from greengrader.agreement.compare import Side
+from greengrader.agreement.evidence import Judged, files_digest, judge
 from greengrader.bridge.payload import METADATA, parse_payload
 from greengrader.bridge.payload import Limits as PayloadLimits
 from greengrader.context import Context
@@ -40,7 +42,7 @@ from greengrader.images import ImageBuilder
 from greengrader.metrics import CARBON_EMITTED_G, GRADES
 from greengrader.models import Assignment, Result, Status, Submission, SubmissionPayload, Worker
 from greengrader.models.status import TERMINAL
-from greengrader.results import ParsedResults, agrees, parse_results
+from greengrader.results import ParsedResults, parse_results
 from greengrader.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -75,6 +77,12 @@ class Graded:
     image: str
     score: float | None
     max_score: float | None
+
+    def side(self) -> Side:
+        """Our outcome for the comparison with Gradescope."""
+        if self.parsed is None:
+            return Side(self.score)
+        return Side(self.score, self.parsed.tests, self.parsed.leaderboard)
 
 
 def payload_files(data: bytes, settings: Settings) -> PayloadFiles:
@@ -154,6 +162,7 @@ def grade_submission(
     claim = _claim(ctx, submission_id, task_id, worker, dispatch)
     if claim is None:
         return None
+    claimed_at = time.monotonic()
     executor = executor or _executor(ctx.settings, worker)
     builder = builder or _cached(("builder", id(ctx.settings)), lambda: ImageBuilder(ctx.settings))
     limits = Limits.from_settings(ctx.settings, claim.limits)
@@ -178,7 +187,22 @@ def grade_submission(
         return None
     except GreengraderError as exc:  # e.g. the stored payload no longer parses
         return _finish_error(ctx, submission_id, task_id, claim, f"cannot grade: {exc}")
-    return _store(ctx, submission_id, task_id, claim, graded, executor)
+
+    def rerun() -> Side | None:
+        # Re-runs must end before the sweep would take the submission for a stuck one.
+        if time.monotonic() - claimed_at + graded.execution.runtime_s > ctx.settings.grade_timeout_s:
+            raise GreengraderError("no time left for another run before the stuck-job sweep")
+        again = run_payload(files, limits, executor, builder, f"s{submission_id}-{task_id[:8]}-again",
+                            claim.assignment_key, claim.region)
+        return again.side() if again.execution.outcome == "graded" else None
+
+    digest = files_digest(files.files)
+    judged = judge(
+        ctx.db, assignment_id=claim.assignment_id, submission_id=submission_id, digest=digest,
+        ours=graded.side(), gradescope=Side.from_results(files.gradescope_results), rerun=rerun,
+        regrades=ctx.settings.agreement_regrades,
+    )
+    return _store(ctx, submission_id, task_id, claim, graded, executor, judged, digest)
 
 
 def _executor(settings: Settings, worker: str | None = None) -> Executor:
@@ -371,7 +395,8 @@ def _result_row(session: Session, submission_id: int, outcome: str) -> Result:
 
 
 def _store(
-    ctx: Context, submission_id: int, task_id: str, claim: _Claim, graded: Graded, executor: Executor
+    ctx: Context, submission_id: int, task_id: str, claim: _Claim, graded: Graded, executor: Executor,
+    judged: Judged, digest: str,
 ) -> Result | None:
     ex = graded.execution
     energy, carbon, intensity = _carbon(ctx, claim.region, ex)
@@ -391,7 +416,10 @@ def _store(
         result.runtime_s, result.cpu_s = ex.runtime_s, ex.cpu_s
         result.turnaround_s = (now - claim.received_at).total_seconds()
         result.energy_kwh, result.carbon_g, result.intensity = energy, carbon, intensity
-        result.agrees = agrees(graded.score, claim.gradescope_score)
+        agreement = judged.comparison.agreement
+        result.agreement, result.comparison = agreement, judged.as_json()
+        result.agrees = None if agreement is None else agreement != "differs"
+        result.files_digest, result.sandbox = digest, ex.sandbox
         sub.move_to(STATUS_FOR[ex.outcome], ex.message[:2000], now=now)
         sub.infra_failures = 0
         if claim.image_ready != graded.image:

@@ -247,11 +247,30 @@ def check_docker(settings: Settings) -> Check:
         client = docker.from_env(timeout=max(1, round(settings.health_timeout_s)))
         try:
             client.ping()
+            sandbox = sandbox_check(settings, client)
         finally:
             client.close()
     except Exception as exc:  # docker-py raises DockerException, requests and OS errors
         return Check("docker", State.CRITICAL, f"daemon unreachable ({_short_error(exc)})", {"up": 0})
-    return Check("docker", State.OK, "docker ok", {"up": 1})
+    if sandbox.state is not State.OK:
+        return Check("docker", sandbox.state, sandbox.summary, {"up": 1, **sandbox.data})
+    return Check("docker", State.OK, f"docker ok ({sandbox.summary})", {"up": 1, **sandbox.data})
+
+
+def sandbox_check(settings: Settings, client: Any | None = None) -> Check:
+    """The sandbox grading uses: WARNING on runc (host kernel), CRITICAL when gVisor is
+    required and missing."""
+    from greengrader.errors import ExecutorError
+    from greengrader.executors.sandbox import GVISOR, sandbox_in_use
+
+    try:
+        choice = sandbox_in_use(settings, client)
+    except ExecutorError as exc:
+        return Check("sandbox", State.CRITICAL, str(exc), {"gvisor": 0})
+    data = {"gvisor": int(choice.sandbox == GVISOR)}
+    if choice.warning:
+        return Check("sandbox", State.WARNING, choice.warning, data)
+    return Check("sandbox", State.OK, choice.describe(), data)
 
 
 def check_beat(settings: Settings) -> Check:

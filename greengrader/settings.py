@@ -142,7 +142,11 @@ class Settings(BaseSettings):
     grade_stdout_bytes: int = Field(default=1 << 20, ge=1024)
     grade_results_bytes: int = Field(default=1 << 20, ge=1024)
     grade_disk_poll_s: float = Field(default=1.0, gt=0)
-    docker_runtime: str | None = None
+    # gVisor by default where the daemon has it (see docs/grading.md, "Sandbox")
+    sandbox: Literal["auto", "gvisor", "runc"] = "auto"
+    gvisor_runtime: str = Field(default="runsc", min_length=1)
+    # Agreement with Gradescope (see docs/grading.md, "Agreement")
+    agreement_regrades: int = Field(default=2, ge=0, le=10)
     build_ca_bundle: Path | None = Path("/etc/ssl/certs/ca-certificates.crt")
     image_prefix: str = "greengrader/assignment"
     # Bound on one image build (setup.sh); it never counts against the grading limit.

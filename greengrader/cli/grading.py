@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
+from greengrader.agreement.compare import Side, compare
 from greengrader.cli.common import (
     cli_context,
     confirm_destructive,
@@ -24,7 +25,6 @@ from greengrader.errors import ImageBuildError, NotFound
 from greengrader.executors import Limits, get_executor
 from greengrader.images import ImageBuilder
 from greengrader.models import Assignment, Result, Status, Submission, SubmissionPayload
-from greengrader.results import agrees
 from greengrader.settings import get_settings
 
 
@@ -151,9 +151,12 @@ def run_local(payload: Path, timeout_s: float | None, strict: bool | None, as_js
     executor = get_executor(settings.executor, settings)
     graded = run_payload(files, limits, executor, ImageBuilder(settings), f"local-{uuid.uuid4().hex[:10]}")
     ex = graded.execution
+    comparison = compare(graded.side(), Side.from_results(files.gradescope_results))
     summary: dict[str, Any] = {
         "outcome": ex.outcome, "message": ex.message, "score": graded.score, "max_score": graded.max_score,
-        "gradescope_score": files.gradescope_score, "agrees": agrees(graded.score, files.gradescope_score),
+        "gradescope_score": files.gradescope_score, "agreement": comparison.agreement,
+        "agrees": None if comparison.agreement is None else comparison.agreement != "differs",
+        "differing_tests": [t for t in comparison.tests if t["verdict"] != "same"], "sandbox": ex.sandbox,
         "runtime_s": round(ex.runtime_s, 3), "cpu_s": ex.cpu_s, "memory_peak_bytes": ex.memory_peak_bytes,
         "image": graded.image, "tests": graded.parsed.tests if graded.parsed else [],
     }
@@ -167,15 +170,19 @@ def run_local(payload: Path, timeout_s: float | None, strict: bool | None, as_js
     console.print(table)
     console.print(
         f"[bold]{ex.outcome}[/bold] {graded.score}/{graded.max_score} (Gradescope {files.gradescope_score}, "
-        f"agrees: {summary['agrees']}) in {ex.runtime_s:.2f} s — {ex.message}"
+        f"{comparison.agreement or 'no Gradescope results'}) in {ex.runtime_s:.2f} s under {ex.sandbox} — {ex.message}"
     )
+    for test in summary["differing_tests"]:
+        console.print(f"  {test['verdict']}: {describe_test(test)}", markup=False)
     if ex.stdout.strip():
         console.print("[dim]output:[/dim]")
         console.print(ex.stdout[-2000:], markup=False, highlight=False)
 
 
 @click.command("results")
-@click.option("--disagreements", is_flag=True, help="Only results whose score differs from Gradescope's.")
+@click.option("--disagreements", is_flag=True,
+              help="Only results that really differ from Gradescope's, with the tests that differ "
+                   "(known-nondeterministic tests do not count).")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1))
 @json_option
 def results_cmd(disagreements: bool, limit: int, as_json: bool) -> None:
@@ -183,19 +190,43 @@ def results_cmd(disagreements: bool, limit: int, as_json: bool) -> None:
     ctx = cli_context()
     query = select(Result, Submission).join(Submission, Result.submission_id == Submission.id)
     if disagreements:
-        query = query.where(Result.agrees.is_(False))
+        query = query.where(Result.agreement == "differs")
     query = query.order_by(Result.id.desc()).limit(limit)
     with ctx.db.session() as session:
-        rows = [
-            {"submission": sub.id, "gradescope_id": sub.gradescope_id, "region": result.region,
-             "outcome": result.outcome, "score": result.score, "gradescope_score": sub.gradescope_score,
-             "agrees": result.agrees, "runtime_s": result.runtime_s, "turnaround_s": result.turnaround_s,
-             "carbon_g": result.carbon_g}
-            for result, sub in session.execute(query).all()
-        ]
-    emit_rows(rows, {"submission": "submission", "gradescope_id": "gradescope id", "region": "region",
-                     "outcome": "outcome", "score": "score", "gradescope_score": "gradescope", "agrees": "agrees",
-                     "runtime_s": "runtime s", "turnaround_s": "turnaround s", "carbon_g": "gCO2"}, as_json)
+        rows = []
+        for result, sub in session.execute(query).all():
+            row: dict[str, Any] = {
+                "submission": sub.id, "gradescope_id": sub.gradescope_id, "region": result.region,
+                "sandbox": result.sandbox, "outcome": result.outcome, "score": result.score,
+                "gradescope_score": sub.gradescope_score, "agreement": result.agreement or "unknown",
+            }
+            if disagreements:
+                tests = (result.comparison or {}).get("tests", [])
+                row["differing_tests"] = "\n".join(describe_test(t) for t in tests if t.get("verdict") == "differs")
+            else:
+                row.update(runtime_s=result.runtime_s, turnaround_s=result.turnaround_s, carbon_g=result.carbon_g)
+            rows.append(row)
+    headers = {"submission": "submission", "gradescope_id": "gradescope id", "region": "region", "sandbox": "sandbox",
+               "outcome": "outcome", "score": "score", "gradescope_score": "gradescope", "agreement": "agreement"}
+    if disagreements:
+        headers["differing_tests"] = "differing tests"
+    else:
+        headers.update(runtime_s="runtime s", turnaround_s="turnaround s", carbon_g="gCO2")
+    emit_rows(rows, headers, as_json)
+
+
+def describe_test(test: dict[str, Any]) -> str:
+    """``name: ours passed 1/1, Gradescope failed 0/1`` for one compared test."""
+    def side(outcome: dict[str, Any] | None) -> str:
+        if outcome is None:
+            return "absent"
+        score = outcome.get("score")
+        top = outcome.get("max_score")
+        points = "" if score is None else f" {score:g}" + ("" if top is None else f"/{top:g}")
+        return f"{outcome.get('status') or ''}{points}".strip() or "no score"
+
+    return f"{test.get('key')}: ours {side(test.get('ours'))}, Gradescope {side(test.get('gradescope'))}"
+
 
 
 @click.command("janitor")

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from greengrader.cli.common import cli_context, resolve_submission, resolve_submissions
 from greengrader.errors import ConfigError, GreengraderError, NotFound
-from greengrader.models import Decision, Status, Submission
+from greengrader.models import Decision, Result, Status, Submission
 
 
 @click.command("dispatch")
@@ -85,9 +85,12 @@ def explain(submission_id: int, as_json: bool) -> None:
             select(Decision).where(Decision.submission_id == submission_id).order_by(Decision.id.desc())
         ).first()
         status = sub.status
+        result = session.scalars(select(Result).where(Result.submission_id == submission_id)).first()
     if decision is None:
         raise NotFound(f"submission {submission_id} ({status}) has no scheduling decision yet")
     doc = _decision_doc(decision, status)
+    doc["sandbox"] = result.sandbox if result is not None else None
+    doc["agreement"] = result.agreement if result is not None else None
     if as_json:
         click.echo(json.dumps(doc, indent=2, default=str))
         return
@@ -109,6 +112,9 @@ def _print_decision(doc: dict[str, Any]) -> None:
                   f"at {doc['start_at']} by {doc['policy']}")
     console.print(f"expected {doc['expected_g'] or 0:.4f} gCO2 for ~{doc['runtime_estimate_s'] or 0:.0f} s")
     console.print(f"why: {doc['reason']}")
+    if doc["sandbox"] or doc["agreement"]:
+        console.print(f"graded under: {doc['sandbox'] or 'unknown'}; agreement with Gradescope: "
+                      f"{doc['agreement'] or 'unknown'}")
     if doc["fallback"]:
         console.print(f"[yellow]fallback: {doc['fallback']}[/yellow]")
     table = Table("region", "zone", "g/kWh now", "best g/kWh", "± forecast error", "best start", "queue wait s",

@@ -92,6 +92,8 @@ class ExecutionResult:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    # "gvisor" or "runc": the kernel the student's code ran on (executors/sandbox.py)
+    sandbox: str | None = None
 
 
 class Executor(Protocol):

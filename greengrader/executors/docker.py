@@ -11,6 +11,7 @@ volume, because ``put_archive`` cannot write to a read-only root.
 
 Every container carries the labels ``greengrader.job`` and ``greengrader.worker`` and is
 removed in ``finally``; :meth:`DockerExecutor.janitor` removes leftovers after a crash.
+The OCI runtime is gVisor's ``runsc`` where the daemon has it (executors/sandbox.py).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from docker.types import LogConfig, Ulimit
 
 from greengrader.errors import ExecutorError
 from greengrader.executors.base import ExecutionResult, Job, Limits, Outcome
+from greengrader.executors.sandbox import SandboxChoice, choose, daemon_runtimes
 from greengrader.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,9 @@ NOBODY = 65534
 ROOT_CAPS = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID", "KILL"]
 KILL_GRACE_S = 2.0  # the in-container `timeout -s KILL` fires first; the host kill is a backstop
 STALE_AFTER_S = 2400 + 600  # a container older than the longest possible job is a leftover
+# How long the daemon's runtimes are trusted: a runtime registered later (SIGHUP) is used
+# within a minute without restarting the worker.
+SANDBOX_RECHECK_S = 60.0
 
 ENV_FILES = "GREENGRADER_FILES"
 ENV_MAX_B64 = 96 * 1024  # below the kernel's 128 KiB per-string limit; larger jobs use put_archive
@@ -75,12 +80,16 @@ cpu=; mem=
 [ -r $g/memory/memory.max_usage_in_bytes ] && mem="mem_peak=$(cat $g/memory/memory.max_usage_in_bytes)"
 [ -r $g/cpu.stat ] && cpu="cpu_us=$(sed -n 's/^usage_usec //p' $g/cpu.stat)"
 [ -r $g/memory.peak ] && mem="mem_peak=$(cat $g/memory.peak)"
+# No cgroupfs (gVisor): the CPU time of the waited children, from the shell itself (no fork).
+if [ -z "$cpu" ] && times >/tmp/.greengrader-times 2>/dev/null; then
+  { read -r _ _; read -r cu cs; } </tmp/.greengrader-times && cpu="ctimes=$cu,$cs"
+fi
 r=/autograder/results/results.json
 if [ -L $r ]; then state="not-regular"; data=
 elif [ ! -e $r ]; then state="missing"; data=
 elif [ ! -f $r ]; then state="not-regular"; data=
 else
-  size=$(stat -c %s $r)
+  size=$(wc -c < $r)
   if [ "$size" -gt "$3" ]; then state="too-large:$size"; data=
   else state="ok"; data=$(base64 -w0 < $r)
   fi
@@ -108,6 +117,7 @@ class DockerExecutor:
         self._removals: list[futures.Future[None]] = []
         # Removals that failed (daemon restarting): retried before the next job.
         self._unremoved: list[Any] = []
+        self._sandbox: tuple[SandboxChoice, float] | None = None
 
     @property
     def client(self) -> docker.DockerClient:
@@ -121,6 +131,15 @@ class DockerExecutor:
             self._client.api.trust_env = False
         return self._client
 
+    def sandbox(self) -> SandboxChoice:
+        """gVisor or runc for the next job (GREENGRADER_SANDBOX against the daemon's runtimes)."""
+        now = time.monotonic()
+        if self._sandbox is None or now - self._sandbox[1] > SANDBOX_RECHECK_S:
+            self._sandbox = (choose(self.settings, daemon_runtimes(self.client)), now)
+            if self._sandbox[0].warning:
+                log.warning("%s", self._sandbox[0].warning)
+        return self._sandbox[0]
+
     # --- the job -------------------------------------------------------------------------
 
     def run(self, job: Job) -> ExecutionResult:
@@ -128,6 +147,7 @@ class DockerExecutor:
         container = None
         self._retry_removals()
         try:
+            sandbox = self.sandbox()
             if job.limits.strict:
                 volume = self.client.volumes.create(
                     f"gg-{job.job_id}-{uuid.uuid4().hex[:8]}", labels=self._labels(job)
@@ -136,13 +156,18 @@ class DockerExecutor:
             inline = packed is not None and len(packed) <= ENV_MAX_B64
             nonce = uuid.uuid4().hex
             t0 = time.monotonic()
-            container = self._create(job, volume.name if volume else None, nonce, packed if inline else None)
+            container = self._create(job, volume.name if volume else None, nonce, packed if inline else None,
+                                     sandbox)
             if not inline:
                 uid = NOBODY if job.limits.strict else 0
                 dest, prefix = ("/autograder", "") if job.limits.strict else ("/", "autograder/")
                 if not container.put_archive(dest, job_tar(job.files, uid=uid, prefix=prefix)):
                     raise ExecutorError("could not copy the submission into the container")
-            return self._execute(container, job, nonce, t0)
+            result = self._execute(container, job, nonce, t0)
+            sandbox.annotate(result, job.limits)
+            if sandbox.warning:
+                result.message += f" Warning: {sandbox.warning}."
+            return result
         except ImageNotFound as exc:
             raise ExecutorError(f"image {job.image} is not on this Docker host") from exc
         except (APIError, requests.RequestException, DockerException) as exc:
@@ -153,7 +178,7 @@ class DockerExecutor:
     def _labels(self, job: Job) -> dict[str, str]:
         return {LABEL_JOB: job.job_id, LABEL_WORKER: self.worker}
 
-    def _create(self, job: Job, volume: str | None, nonce: str, packed: bytes | None) -> Any:
+    def _create(self, job: Job, volume: str | None, nonce: str, packed: bytes | None, sandbox: SandboxChoice) -> Any:
         limits = job.limits
         memory = f"{limits.memory_mb}m"
         options: dict[str, Any] = {
@@ -166,7 +191,7 @@ class DockerExecutor:
             "network_mode": "none",
             "cap_drop": ["ALL"],
             "security_opt": ["no-new-privileges:true"],
-            "pids_limit": limits.pids,
+            "pids_limit": sandbox.pids_limit(limits.pids),
             "mem_limit": memory,
             "memswap_limit": memory,
             "nano_cpus": int(limits.cpus * 1e9),
@@ -184,8 +209,8 @@ class DockerExecutor:
             "working_dir": "/autograder",
             "hostname": "autograder",
         }
-        if self.settings.docker_runtime:
-            options["runtime"] = self.settings.docker_runtime
+        if sandbox.runtime:
+            options["runtime"] = sandbox.runtime
         if limits.strict:
             options |= {
                 "read_only": True,
@@ -229,7 +254,7 @@ class DockerExecutor:
             memory_peak_bytes=stats.get("mem_peak"),
             started_at=started_at,
             finished_at=finished_at,
-            details={"oom_killed": bool(state.get("OOMKilled")), "stopped": stopped,
+            details={"oom_killed": bool(state.get("OOMKilled")), "stopped": stopped, "reported": bool(stats),
                      "container_runtime_s": container_runtime(state)},
         )
         result.outcome, result.message, result.results = classify(
@@ -442,6 +467,10 @@ def parse_stats(fields: list[str]) -> dict[str, Any]:
     stats: dict[str, Any] = {}
     for item in fields:
         key, _, value = item.partition("=")
+        if key == "ctimes":
+            with contextlib.suppress(ValueError):
+                stats["cpu_s"] = sum(_shell_time(part) for part in value.strip().split(","))
+            continue
         if not value.strip().isdigit():
             continue
         number = int(value.strip())
@@ -452,6 +481,12 @@ def parse_stats(fields: list[str]) -> dict[str, Any]:
         elif key in ("mem_peak", "rc"):
             stats[key] = number
     return stats
+
+
+def _shell_time(value: str) -> float:
+    """``1m2.500000s`` (the shell's ``times``) in seconds."""
+    minutes, _, seconds = value.partition("m")
+    return int(minutes) * 60 + float(seconds.rstrip("s"))
 
 
 def container_runtime(state: Mapping[str, Any]) -> float | None:

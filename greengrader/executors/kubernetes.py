@@ -45,6 +45,7 @@ from typing import Any
 
 from greengrader.errors import ConfigError, ExecutorError, PlacementFailed
 from greengrader.executors.base import MAX_TIMEOUT_S, ExecutionResult, Job, Limits, Outcome
+from greengrader.executors.sandbox import kubernetes_choice
 from greengrader.settings import Settings, get_settings
 
 MANAGED_BY = "greengrader"
@@ -251,8 +252,9 @@ def job_manifest(
             {"name": "payload", "secret": {"secretName": secret_name, "defaultMode": 0o440}},
         ],
     }
-    if settings.k8s_runtime_class:
-        pod_spec["runtimeClassName"] = settings.k8s_runtime_class
+    runtime_class = kubernetes_choice(settings).runtime
+    if runtime_class:
+        pod_spec["runtimeClassName"] = runtime_class
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -536,9 +538,13 @@ class KubernetesExecutor:
         truncated = bool(report and report.output_bytes > job.limits.stdout_bytes)
         if truncated:
             message += f" Output was cut at {job.limits.stdout_bytes} bytes."
+        sandbox = kubernetes_choice(self.settings)
+        if sandbox.warning:
+            message += f" Warning: {sandbox.warning}."
         return ExecutionResult(
             outcome=outcome,
             message=message,
+            sandbox=sandbox.sandbox,
             results=results,
             stdout=report.output if report else "",
             output_truncated=truncated,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from greengrader.models.base import Base, utcnow
 from greengrader.models.course import Assignment, Course
-from greengrader.models.grading import Decision, Result
+from greengrader.models.grading import Decision, Result, TestEvidence
 from greengrader.models.infra import RegionRow, Worker
 from greengrader.models.status import TERMINAL, Status
 from greengrader.models.submission import Quarantine, StatusEvent, Submission, SubmissionPayload
@@ -25,6 +25,7 @@ __all__ = [
     "StatusEvent",
     "Submission",
     "SubmissionPayload",
+    "TestEvidence",
     "User",
     "UserCourse",
     "Worker",

@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 
 from greengrader.errors import GreengraderError
 from greengrader.reports import figures
-from greengrader.reports.database import DatabaseStats, utc_offset_hours
+from greengrader.reports.database import AGREEMENT_KEYS, DatabaseStats, utc_offset_hours
 
 REPORT_HTML = "report.html"
 
@@ -75,7 +75,7 @@ def _pct(v: object) -> str:
 def _database_tables(db: DatabaseStats) -> str:
     parts = [f"<h2>Real runs</h2><p>{db.submissions} submissions.</p>"]
     parts.append("<h3>Agreement with Gradescope</h3>" + _table(
-        ["agrees", "differs", "unknown"], [[db.agreement.get(k, 0) for k in ("agrees", "differs", "unknown")]]))
+        list(AGREEMENT_KEYS), [[db.agreement.get(k, 0) for k in AGREEMENT_KEYS]]))
     keys = ["n", "mean", "p50", "p90", "p95", "p99"]
     parts.append("<h3>Runtime and overhead (s)</h3>" + _table(
         ["", *keys], [["runtime", *[db.runtime_s.get(k) for k in keys]],

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from greengrader.db import Database
 
 PERCENTILES = (50, 90, 95, 99)
+AGREEMENT_KEYS = ("agrees", "differs", "nondeterministic", "unknown")
 
 
 @dataclass
@@ -45,7 +46,7 @@ def collect(db: Database, tz: str = "UTC", start: datetime | None = None, end: d
     stats = DatabaseStats()
     sub = select(Submission.received_at)
     res = (
-        select(Result.agrees, Result.runtime_s, Result.turnaround_s, Result.energy_kwh, Result.carbon_g,
+        select(Result.agreement, Result.runtime_s, Result.turnaround_s, Result.energy_kwh, Result.carbon_g,
                Result.region, Assignment.title)
         .join(Submission, Result.submission_id == Submission.id)
         .join(Assignment, Submission.assignment_id == Assignment.id)
@@ -61,11 +62,9 @@ def collect(db: Database, tz: str = "UTC", start: datetime | None = None, end: d
     stats.submissions = len(local)
     stats.per_date = dict(sorted(Counter(t.date().isoformat() for t in local).items()))
     stats.per_hour = [int(x) for x in np.bincount([t.hour for t in local], minlength=24)]
-    stats.agreement = {
-        "agrees": sum(1 for r in results if r.agrees is True),
-        "differs": sum(1 for r in results if r.agrees is False),
-        "unknown": sum(1 for r in results if r.agrees is None),
-    }
+    # The per-test classification (greengrader/agreement), as `results --disagreements` shows it.
+    counts = Counter(r.agreement or "unknown" for r in results)
+    stats.agreement = {key: counts.get(key, 0) for key in AGREEMENT_KEYS}
     stats.runtime_s = _percentiles([r.runtime_s for r in results if r.runtime_s is not None])
     stats.overhead_s = _percentiles([
         r.turnaround_s - r.runtime_s for r in results

@@ -62,12 +62,16 @@ ensure_services() {
 
 # Docker daemon (no bridge, no iptables: grading containers run with --network none).
 ensure_docker() {
-  if docker info >/dev/null 2>&1; then
-    return 0
-  fi
-  if ! command -v dockerd >/dev/null; then
+  # gVisor is registered as the runtime runsc: in daemon.json before a dockerd started here
+  # reads it, or reloaded with SIGHUP by a running one (never restarted: it may be shared).
+  if ! docker info >/dev/null 2>&1 && ! command -v dockerd >/dev/null; then
     log "installing docker.io"
     apt_install docker.io
+  fi
+  log "gVisor (runsc) runtime"
+  scripts/setup-gvisor.sh
+  if docker info >/dev/null 2>&1; then
+    return 0
   fi
   if [ "$(id -u)" != 0 ] && as_root docker info >/dev/null 2>&1; then
     echo "the Docker daemon runs, but $(id -un) may not use it: run this as root, or" \

@@ -335,6 +335,7 @@ class Pipeline:
             "GREENGRADER_HEALTH_BACKLOG_WARN": "100000",
             "GREENGRADER_HEALTH_BACKLOG_CRIT": "200000",
             "GREENGRADER_GRADE_DISK_POLL_S": "1.0",
+            "GREENGRADER_SANDBOX": os.environ.get("FAULTS_SANDBOX", "auto"),
             "GREENGRADER_SHARED_DIR": os.environ.get("GREENGRADER_SHARED_DIR", ""),
         })
         if self.cas_port is not None:

@@ -217,7 +217,7 @@ def test_cli_run_local_and_results(context: Context, executor: DockerExecutor, f
         sub = session.get(Submission, sid)
         assert sub is not None
         sub.gradescope_score = 9.0
-        session.scalars(select(Result)).one().agrees = False
+        session.scalars(select(Result)).one().agreement = "differs"
     env = {**os.environ, "COLUMNS": "200"}
     listed = subprocess.run([sys.executable, "-m", "greengrader", "results", "--disagreements"],
                             capture_output=True, text=True, timeout=60, env=env)

@@ -236,3 +236,20 @@ def test_unknown_when_the_configuration_is_invalid(stack: Stack) -> None:
     assert code == 3
     assert line.startswith("GREENGRADER UNKNOWN - configuration: GREENGRADER_HEALTH_TIMEOUT_S")
     assert os.environ.get("GREENGRADER_HEALTH_TIMEOUT_S") is None
+
+
+def test_sandbox_warns_on_runc_and_is_critical_when_gvisor_is_required_but_missing(
+    stack: Stack, fresh_heartbeats: None
+) -> None:
+    code, report = stack.health()
+    docker = next(c for c in report["checks"] if c["name"] == "docker")
+    assert (code, docker["state"], docker["gvisor"]) == (0, "OK", 1), report  # gVisor registered (setup-gvisor.sh)
+    assert "gVisor via runtime runsc" in docker["summary"]
+    code, report = stack.health(GREENGRADER_GVISOR_RUNTIME="no-such-runtime")
+    docker = next(c for c in report["checks"] if c["name"] == "docker")
+    assert (code, docker["state"], docker["gvisor"]) == (1, "WARNING", 0), report
+    assert "host kernel" in docker["summary"]
+    code, report = stack.health(GREENGRADER_GVISOR_RUNTIME="no-such-runtime", GREENGRADER_SANDBOX="gvisor")
+    assert code == 2 and states(report)["docker"] == "CRITICAL", report
+    code, report = stack.health(GREENGRADER_SANDBOX="runc")
+    assert code == 0 and "runc" in next(c for c in report["checks"] if c["name"] == "docker")["summary"]

@@ -28,7 +28,8 @@ def seed(db: Database) -> None:
             s.flush()
             if i < 3:
                 s.add(Result(submission_id=sub.id, region="us-west", outcome="graded", runtime_s=20.0 + i,
-                             turnaround_s=70.0 + i, energy_kwh=1e-4, carbon_g=0.02, agrees=i != 1))
+                             turnaround_s=70.0 + i, energy_kwh=1e-4, carbon_g=0.02, agrees=i != 1,
+                             agreement=("agrees", "differs", "nondeterministic")[i]))
 
 
 def test_trace_from_database(database: Database) -> None:
@@ -49,7 +50,7 @@ def test_report_tables_from_database(database: Database) -> None:
     assert stats.submissions == 4
     assert stats.per_date == {"2023-05-29": 4}
     assert stats.per_hour[18:22] == [1, 1, 1, 1]
-    assert stats.agreement == {"agrees": 2, "differs": 1, "unknown": 0}
+    assert stats.agreement == {"agrees": 1, "differs": 1, "nondeterministic": 1, "unknown": 0}
     assert stats.runtime_s["p50"] == pytest.approx(21.0)
     assert stats.overhead_s["mean"] == pytest.approx(50.0)
     assert stats.by_assignment_region == [("Project 4", "us-west", 3, pytest.approx(3e-4), pytest.approx(0.06))]

@@ -114,3 +114,11 @@ def test_grading_label_matches_the_executor() -> None:
     from greengrader.executors import kubernetes as executor
 
     assert (executor.LABEL_ROLE, executor.ROLE_GRADER) == ("greengrader.io/role", "grader")
+
+
+def test_grading_pods_run_under_the_gvisor_runtime_class() -> None:
+    runtime_class = by_kind("RuntimeClass")["gvisor"]
+    assert runtime_class["handler"] == "runsc"
+    config = by_kind("ConfigMap")["greengrader-config"]["data"]
+    assert config["GREENGRADER_SANDBOX"] == "gvisor"
+    assert config["GREENGRADER_K8S_RUNTIME_CLASS"] == runtime_class["metadata"]["name"]

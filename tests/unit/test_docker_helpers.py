@@ -107,3 +107,10 @@ def test_get_executor_by_name_and_dotted_path() -> None:
     assert isinstance(get_executor("greengrader.executors.docker.DockerExecutor", settings), DockerExecutor)
     with pytest.raises(ConfigError, match="GREENGRADER_EXECUTOR"):
         get_executor("nope.module:Thing", settings)
+
+
+def test_cpu_time_from_the_shell_when_there_is_no_cgroupfs() -> None:
+    from greengrader.executors.docker import parse_stats
+
+    assert parse_stats(["rc=0", "ctimes=0m1.250000s,1m0.500000s"]) == {"rc": 0, "cpu_s": 61.75}
+    assert parse_stats(["ctimes=garbage"]) == {}

@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql
 import greengrader.models.base
 
 revision: str = "0005_web"
-down_revision: str | None = "0002_deadline"
+down_revision: str | None = "0004_sandbox"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

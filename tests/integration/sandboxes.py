@@ -1,0 +1,30 @@
+"""Run a Docker test under each sandbox: runc (the host kernel) and gVisor (runsc).
+
+A missing gVisor runtime fails the gVisor half of a suite (never skips it) with the
+command that registers it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from greengrader.executors.docker import DockerExecutor
+from greengrader.executors.sandbox import daemon_runtimes
+from greengrader.settings import load_settings
+
+SANDBOXES = ("runc", "gvisor")
+
+
+def sandboxed_executor(sandbox: str, docker_client: Any, home: Path, **settings: Any) -> DockerExecutor:
+    """An executor that grades under ``sandbox`` (gVisor required: never a silent fallback)."""
+    config = load_settings(home=home, grade_disk_poll_s=0.3, sandbox=sandbox, **settings)
+    if sandbox == "gvisor" and config.gvisor_runtime not in daemon_runtimes(docker_client):
+        pytest.fail(f"the Docker daemon has no {config.gvisor_runtime!r} runtime: run scripts/setup-gvisor.sh "
+                    "(or scripts/test.sh, which does)", pytrace=False)
+    executor = DockerExecutor(config, client=docker_client, worker=f"test-{sandbox}-{uuid.uuid4().hex[:6]}")
+    assert executor.sandbox().sandbox == sandbox
+    return executor
