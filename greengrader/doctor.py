@@ -106,15 +106,17 @@ def check_docker(settings: Settings) -> list[Finding]:
 
 
 def _sandbox(settings: Settings, runtimes: list[str]) -> Finding:
+    from greengrader.executors.sandbox import choose
+
     listing = ", ".join(runtimes) or "none listed"
-    if settings.docker_runtime and settings.docker_runtime not in runtimes:
-        return Finding("sandbox", Verdict.FAIL, f"GREENGRADER_DOCKER_RUNTIME={settings.docker_runtime} but the "
-                       f"daemon has {listing}", "install that runtime in the daemon, or unset the variable")
-    if "runsc" in runtimes:
-        return Finding("sandbox", Verdict.OK, f"runsc (gVisor) available (runtimes: {listing})")
-    return Finding("sandbox", Verdict.WARN, f"no runsc runtime (runtimes: {listing}): student code runs under "
-                   "runc, protected by namespaces and limits only",
-                   "install gVisor (https://gvisor.dev/docs/user_guide/install/) and `runsc install`")
+    try:
+        choice = choose(settings, runtimes)
+    except GreengraderError as exc:
+        return Finding("sandbox", Verdict.FAIL, f"{exc} (runtimes: {listing})", "sudo scripts/setup-gvisor.sh")
+    if choice.warning:
+        return Finding("sandbox", Verdict.WARN, f"{choice.warning} (runtimes: {listing})",
+                       "sudo scripts/setup-gvisor.sh (Debian's runsc, registered with the daemon)")
+    return Finding("sandbox", Verdict.OK, f"{choice.describe()} (runtimes: {listing})")
 
 
 def check_carbon(settings: Settings, regions: RegionRegistry, now: datetime) -> Finding:

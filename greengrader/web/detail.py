@@ -74,7 +74,7 @@ def submission_detail(
 
 def student_labels(users: list[dict[str, Any]], settings: Settings) -> list[str]:
     """Student names as stored; pseudonymised here when ingest stored real ones."""
-    key = settings.pseudonym_key.get_secret_value().encode()
+    key = settings.pseudonym_secret()
     out = []
     for user in users or []:
         name = str(user.get("name") or user.get("email") or user.get("sid") or "student")
