@@ -189,8 +189,8 @@ def grade_submission(
         return _finish_error(ctx, submission_id, task_id, claim, f"cannot grade: {exc}")
 
     def rerun() -> Side | None:
-        # Re-runs must end before the sweep would take the submission for a stuck one.
-        if time.monotonic() - claimed_at + graded.execution.runtime_s > ctx.settings.grade_timeout_s:
+        # Re-runs end within the job's own limit, before the sweep would recover it as stuck.
+        if time.monotonic() - claimed_at + graded.execution.runtime_s > limits.timeout_s:
             raise GreengraderError("no time left for another run before the stuck-job sweep")
         again = run_payload(files, limits, executor, builder, f"s{submission_id}-{task_id[:8]}-again",
                             claim.assignment_key, claim.region)
