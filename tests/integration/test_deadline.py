@@ -108,11 +108,14 @@ def test_a_dead_region_has_its_queue_moved_and_its_old_messages_fenced_out(make_
     for sid in ids:
         assert schedule_submission(ctx, sid) is not None
     assert sorted(queued_grades(rds, "region-us-west")) == sorted(ids)
+    held = add_submissions(ctx.db, 1, status=Status.SCHEDULED, region="us-west",
+                           not_before=NOW + timedelta(hours=5))  # waiting for a greener hour there
     s = ctx.settings
     at(ctx, s.health_heartbeat_max_age_s, ["us-east"])  # us-west has stopped beating
     assert not run_sweep(ctx).moved  # not dead yet: only silent for the heartbeat limit
     at(ctx, s.region_dead_after_s, ["us-east"])
-    assert sorted(run_sweep(ctx).moved) == sorted(ids)
+    assert sorted(run_sweep(ctx).moved) == sorted(ids + held)
+    assert status_of(ctx.db, held[0]).status == "received"  # decided again, off the dead region
     for sid in ids:
         decision = schedule_submission(ctx, sid)
         assert decision is not None and decision.region == "us-east"
