@@ -19,6 +19,7 @@ from greengrader.models import Assignment, Decision, Status, Submission, Submiss
 from greengrader.scheduling.service import schedule_submission
 from greengrader.scheduling.sweep import run_sweep
 from tests.integration.scheduling_helpers import (
+    NOW,
     Clock,
     add_submissions,
     live_workers,
