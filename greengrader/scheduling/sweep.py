@@ -85,7 +85,7 @@ Claimed = list[tuple[int, str | None, int]]  # (id, region, dispatch)
 
 def _claim(
     session: Session, where: ColumnElement[bool], values: dict[str, Any], *, from_status: str | None,
-    to_status: str, reason: str, now: datetime, limit: int, order: Any, event: bool = True,
+    to_status: str, reason: str, now: datetime, limit: int, order: Any,
 ) -> Claimed:
     """Atomically move up to ``limit`` rows matching ``where``; returns what was claimed."""
     ids = (
@@ -100,7 +100,7 @@ def _claim(
         .execution_options(synchronize_session=False)
     )
     rows = [(int(r[0]), r[1], int(r[2])) for r in session.execute(stmt).all()]
-    if rows and event:
+    if rows:
         session.execute(insert(StatusEvent), [
             {"submission_id": i, "from_status": from_status, "to_status": to_status, "reason": reason, "at": now}
             for i, _, _ in rows
