@@ -25,6 +25,10 @@ SMOKE: dict[str, tuple[list[str], str]] = {
     "ingest.py": (["-n", "30", "--size", "5000", "--publishers", "1"], "load_1min_at_start"),
     "overhead.py": (["-n", "2", "--warmup", "1"], "turnaround"),
     "soak.py": (["--duration", "6", "--rate", "1", "--faults", "", "--settle", "120"], "verdict: OK"),
+    "deadline.py": (["--submissions", "6", "--window", "3", "--baseline-jobs", "2", "--settle", "240"],
+                    "pipeline / bare"),
+    "sandbox.py": (["-n", "1", "--jobs", "2", "--cpu-s", "0.5"], "| autograder |"),
+    "web.py": (["-n", "300", "--repeat", "2"], "median ms"),
 }
 
 
