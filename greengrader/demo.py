@@ -184,20 +184,21 @@ def in_process_worker(ctx: Context, queues: Sequence[str], concurrency: int = 2)
 
 
 @contextmanager
-def sweeping(ctx: Context, interval_s: float = 1.0) -> Iterator[None]:
-    """The beat's sweep, in this process: the embedded default runs every role itself."""
-    from greengrader.scheduling.sweep import run_sweep
+def releasing(ctx: Context, ids: Sequence[int], interval_s: float = 1.0) -> Iterator[None]:
+    """The beat's release of held jobs, in this process and for the demo's own jobs only
+    (the demo never moves work it did not create)."""
+    from greengrader.scheduling.sweep import release_due
 
     stop = threading.Event()
 
     def loop() -> None:
         while not stop.wait(interval_s):
             try:
-                run_sweep(ctx)
+                release_due(ctx, ids)
             except Exception:  # a pass that fails is retried on the next tick
-                log.warning("sweep pass failed", exc_info=True)
+                log.warning("releasing held demo jobs failed", exc_info=True)
 
-    thread = threading.Thread(target=loop, name="demo-sweep", daemon=True)
+    thread = threading.Thread(target=loop, name="demo-release", daemon=True)
     thread.start()
     try:
         yield
@@ -274,7 +275,7 @@ def run_demo(
         queues = ["scheduling"] + [r.queue_name for r in ctx.regions.enabled()]
         if not grade:
             queues = ["scheduling"]
-        with in_process_worker(ctx, queues), sweeping(ctx):
+        with in_process_worker(ctx, queues), releasing(ctx, ids):
             if grade:
                 wait_terminal(ctx, ids, timeout_s, lambda done: on_progress(done, len(ids)))
             else:

@@ -56,6 +56,9 @@ def ingest(ctx: Context, data: bytes) -> int:
 
 
 def ingest_and_schedule(ctx: Context, data: bytes) -> int:
+    from tests.integration.scheduling_helpers import live_workers
+
+    live_workers(ctx)  # placement counts live workers only
     sid = ingest(ctx, data)
     assert schedule_submission(ctx, sid) is not None
     return sid

@@ -151,6 +151,7 @@ def schedule_submission(ctx: Context, submission_id: int, *, cas: CasClient | No
     Returns the Decision, or None when the submission was not ``received`` (a duplicate
     delivery of the task, or already scheduled by someone else).
     """
+    build_placer(ctx)  # a configuration error (policy, carbon source) surfaces at once
     job = _job(ctx, submission_id)
     if job is None:
         log.info("submission %s is not awaiting scheduling; nothing to do", submission_id)

@@ -71,11 +71,15 @@ def test_round_robin_cycles_and_random_is_reproducible_and_uniform() -> None:
     assert not np.array_equal(a, c)
 
 
-def test_static_needs_a_known_region() -> None:
+def test_static_keeps_its_home_and_starts_at_the_first_candidate_without_it() -> None:
     region, _ = get_policy("static", static_region="b").choose(np.zeros((1, 3, 1)), regions=["a", "b", "c"])
     assert region[0] == 1
-    with pytest.raises(ConfigError):
-        get_policy("static", static_region="zz").choose(np.zeros((1, 3, 1)), regions=["a", "b", "c"])
+    # The home left out of the candidates (it could not start this job): first candidate.
+    region, _ = get_policy("static", static_region="b").choose(np.zeros((1, 2, 1)), regions=["a", "c"])
+    assert region[0] == 0
+    # Without names the home cannot be found at all.
+    with pytest.raises(ValueError):
+        get_policy("static", static_region="b").choose(np.zeros((1, 3, 1)))
 
 
 def test_sliding_min_matches_brute_force() -> None:
