@@ -143,7 +143,7 @@ def _publish_schedule(app: Celery, producer: Producer, submission_ids: Sequence[
         task_id = uuid()
         # The reprs Celery would build with saferepr, for a fraction of the cost.
         headers, properties, body, _ = app.amqp.create_task_message(
-            task_id, SCHEDULE_TASK, [submission_id], {}, reply_to=app.thread_oid, ignore_result=None,
+            task_id, SCHEDULE_TASK, [submission_id], {}, reply_to=app.thread_oid, ignore_result=False,
             argsrepr=f"[{submission_id}]", kwargsrepr="{}",
         )
         app.backend.on_task_call(producer, task_id)
