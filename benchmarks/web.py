@@ -122,7 +122,8 @@ def main() -> None:
     db = Database(PG + name)
     try:
         db.upgrade()
-        settings = load_settings(database_url=db.url, broker_url="redis://127.0.0.1:6379/14")
+        settings = load_settings(database_url=db.url, broker_url="redis://127.0.0.1:6379/14",
+                                 pseudonym_key="benchmark-only-pseudonym-key-0123")
         ctx = Context.from_settings(settings)
         ctx.db = db
         seed(ctx)
@@ -135,7 +136,8 @@ def main() -> None:
         app = app_for(ctx, accounts)
         with db.engine.connect() as conn:
             middle = conn.scalar(sa.text("SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY id) FROM submission"))
-            some_gs = conn.scalar(sa.text("SELECT gradescope_id FROM submission ORDER BY id DESC OFFSET 777 LIMIT 1"))
+            some_gs = conn.scalar(sa.text(f"SELECT gradescope_id FROM submission ORDER BY id DESC "
+                                          f"OFFSET {min(777, args.n // 2)} LIMIT 1"))
         pages = [
             ("overview (HTML)", "/"), ("overview (JSON)", "/api/v1/overview"),
             ("submissions, first page", "/submissions"), ("submissions, middle page", f"/submissions?before={middle}"),
