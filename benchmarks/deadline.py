@@ -33,6 +33,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from greengrader.executors.sandbox import sandbox_in_use  # noqa: E402
 from greengrader.images import ImageBuilder  # noqa: E402
 from greengrader.settings import load_settings  # noqa: E402
 from tests.faults.harness import Figures, Pipeline, Publisher, make_burst  # noqa: E402
@@ -53,8 +54,9 @@ def fixture_source(shared: Path) -> tuple[dict[str, bytes], Path]:
     return source, root / "submissions" / "correct"
 
 
-def bare_docker(image: str, submission: Path, jobs: int, concurrency: int) -> float:
-    """Jobs per second of ``docker run --rm --network none IMAGE run_autograder``, back to back."""
+def bare_docker(image: str, submission: Path, jobs: int, concurrency: int, runtime: str | None) -> float:
+    """Jobs per second of ``docker run --rm --network none IMAGE run_autograder``, back to back,
+    under the same runtime the pipeline grades with (gVisor where the daemon has it)."""
     left = list(range(jobs))
     lock = threading.Lock()
 
@@ -65,7 +67,8 @@ def bare_docker(image: str, submission: Path, jobs: int, concurrency: int) -> fl
                     return
                 left.pop()
             subprocess.run(
-                ["docker", "run", "--rm", "--network", "none", "--memory", "768m", "--pids-limit", "256",
+                ["docker", "run", "--rm", "--network", "none", "--memory", "768m",
+                 *(["--runtime", runtime] if runtime else []),
                  "-v", f"{submission}:/autograder/submission:ro", image, "/autograder/run_autograder"],
                 capture_output=True, check=True, timeout=120,
             )
@@ -119,8 +122,10 @@ def main() -> None:
         pipeline.stop()
         pipeline.drop()
         postgres.cleanup()
-    base = bare_docker(image, submission, args.baseline_jobs, slots)
-    print(f"bare docker run  {base:.2f} jobs/s ({args.baseline_jobs} runs, concurrency {slots}, same image)")
+    runtime = sandbox_in_use(load_settings()).runtime
+    base = bare_docker(image, submission, args.baseline_jobs, slots, runtime)
+    print(f"bare docker run  {base:.2f} jobs/s ({args.baseline_jobs} runs, concurrency {slots}, same image, "
+          f"runtime {runtime or 'runc'})")
     print(f"pipeline / bare  {throughput / base:.0%}  (target >= 90 %)")
 
 
