@@ -28,6 +28,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import redis
@@ -49,6 +50,21 @@ def admin(sql: str) -> None:
 
 def pct(values: list[float], q: float) -> float:
     return float(np.percentile(np.array(values), q))
+
+
+def wait_live(ctx: Any, regions: list[str], timeout_s: float = 120.0) -> None:
+    """Ingest only once the region worker has announced itself: a job scheduled before any
+    worker is live waits for the beat's sweep, which this benchmark does not run."""
+    from greengrader.scheduling.liveness import region_liveness
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with ctx.db.session() as session:
+            live = region_liveness(session, ctx.regions, ctx.now(), ctx.settings)
+        if all(live[name].live for name in regions if name in live):
+            return
+        time.sleep(0.2)
+    raise SystemExit(f"no live worker for {regions} within {timeout_s:.0f} s")
 
 
 def main() -> None:
@@ -92,6 +108,7 @@ def main() -> None:
                  "--without-gossip", "--without-mingle"],
                 cwd=REPO, env=os.environ.copy(),
             ))
+        wait_live(ctx, ["us-west"] if args.skip_scheduler else [r.name for r in ctx.regions.enabled()])
         app = ctx.celery
         rows = []
         for i in range(args.warmup + args.n):
@@ -109,7 +126,7 @@ def main() -> None:
                     sub.move_to(Status.SCHEDULED, now=ctx.now())
                     sub.move_to(Status.QUEUED, now=ctx.now())
                 app.send_task("greengrader.grade", args=[sid], queue=QUEUE)
-            deadline = time.monotonic() + 300
+            deadline = time.monotonic() + 240
             while True:
                 with ctx.db.session() as session:
                     result = session.scalars(select(Result).where(Result.submission_id == sid)).first()
@@ -119,7 +136,7 @@ def main() -> None:
                             select(StatusEvent).where(StatusEvent.submission_id == sid))}
                         break
                 if time.monotonic() > deadline:
-                    raise SystemExit(f"submission {sid} not graded within 300 s")
+                    raise SystemExit(f"submission {sid} not graded within 240 s (status {sub and sub.status}, region {sub and sub.region}, reason {sub and sub.status_reason})")
                 time.sleep(0.002)
             if i < args.warmup:
                 continue
