@@ -13,9 +13,9 @@ import sys
 
 from kombu import Queue
 
-from greengrader.carbon.regions import check_region_settings, load_regions
 from greengrader.errors import ConfigError
-from greengrader.executors.base import MAX_TIMEOUT_S
+from greengrader.grading.executors.base import MAX_TIMEOUT_S
+from greengrader.regions.registry import check_region_settings, load_regions
 from greengrader.settings import get_settings
 
 try:

@@ -33,8 +33,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from greengrader.executors.sandbox import sandbox_in_use  # noqa: E402
-from greengrader.images import ImageBuilder  # noqa: E402
+from greengrader.grading.executors.sandbox import sandbox_in_use  # noqa: E402
+from greengrader.grading.images import ImageBuilder  # noqa: E402
 from greengrader.settings import load_settings  # noqa: E402
 from tests.faults.harness import Figures, Pipeline, Publisher, make_burst  # noqa: E402
 from tests.integration.private_services import PrivatePostgres  # noqa: E402

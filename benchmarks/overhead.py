@@ -91,7 +91,7 @@ def main() -> None:
     try:
         from greengrader.bridge.ingest import ingest_bytes, prepare, store_prepared
         from greengrader.context import Context
-        from greengrader.examples import example_payload
+        from greengrader.demo.examples import example_payload
         from greengrader.models import Result, Status, StatusEvent, Submission
         from greengrader.settings import get_settings
 

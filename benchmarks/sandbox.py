@@ -28,11 +28,11 @@ import docker
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from greengrader.examples import example_payload  # noqa: E402
-from greengrader.executors.base import Job, Limits  # noqa: E402
-from greengrader.executors.docker import DockerExecutor  # noqa: E402
-from greengrader.grading import payload_files  # noqa: E402
-from greengrader.images import ImageBuilder  # noqa: E402
+from greengrader.demo.examples import example_payload  # noqa: E402
+from greengrader.grading.executors.base import Job, Limits  # noqa: E402
+from greengrader.grading.executors.docker import DockerExecutor  # noqa: E402
+from greengrader.grading.images import ImageBuilder  # noqa: E402
+from greengrader.grading.service import payload_files  # noqa: E402
 from greengrader.settings import load_settings  # noqa: E402
 
 TRIVIAL = {"run_autograder": b"#!/bin/sh\necho '{\"score\": 1}' > /autograder/results/results.json\n"}

@@ -33,8 +33,8 @@ import numpy as np
 import requests
 
 from greengrader.carbon.dataset import DatasetProvider
-from greengrader.carbon.regions import Region
 from greengrader.carbon.store import CarbonStore
+from greengrader.regions.registry import Region
 from greengrader.scheduling.cas_client import PATH
 from greengrader.scheduling.placement import PlacementRequest, Placer
 from greengrader.scheduling.policies import get_policy

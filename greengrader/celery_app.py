@@ -32,7 +32,7 @@ def _reset_pools_after_fork(**_kwargs: Any) -> None:
 @beat_init.connect
 def _announce_beat(**_kwargs: Any) -> None:
     # `greengrader health` counts live beats: none (after one was seen) or two is a fault.
-    from greengrader.beatwatch import start_beat_heartbeat
+    from greengrader.ops.beatwatch import start_beat_heartbeat
     from greengrader.settings import get_settings
 
     start_beat_heartbeat(get_settings())

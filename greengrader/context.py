@@ -12,9 +12,9 @@ from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from greengrader.carbon.regions import RegionRegistry, check_region_settings, load_regions
 from greengrader.db import Database, get_database
 from greengrader.models.base import utcnow
+from greengrader.regions.registry import RegionRegistry, check_region_settings, load_regions
 from greengrader.settings import Settings, get_settings
 
 if TYPE_CHECKING:

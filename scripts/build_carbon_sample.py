@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from greengrader.carbon.dataset import DatasetProvider
-from greengrader.carbon.regions import load_regions
 from greengrader.carbon.sample import FILE, SCALE
 from greengrader.carbon.store import CarbonStore
+from greengrader.regions.registry import load_regions
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("GREENGRADER_SHARED_DIR", REPO.parent / "shared"))

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from greengrader.errors import InvalidResults
-from greengrader.results import AGREEMENT_TOLERANCE, agrees, parse_results
+from greengrader.grading.results import AGREEMENT_TOLERANCE, agrees, parse_results
 
 Agreement = Literal["agrees", "differs", "nondeterministic"]
 AGREEMENTS: tuple[Agreement, ...] = ("agrees", "differs", "nondeterministic")

@@ -21,8 +21,8 @@ from sqlalchemy.exc import IntegrityError
 from greengrader.agreement.compare import TOTAL, Comparison, Side, compare, test_key
 from greengrader.db import Database
 from greengrader.errors import GreengraderError
+from greengrader.grading.results import AGREEMENT_TOLERANCE
 from greengrader.models import Result, Submission, TestEvidence
-from greengrader.results import AGREEMENT_TOLERANCE
 
 log = logging.getLogger(__name__)
 IDENTICAL_LOOKBACK = 20  # earlier results of the same files consulted

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import undefer
 
-from greengrader.bridge.payload import unsafe_name
 from greengrader.errors import NotFound, PayloadRejected
 from greengrader.models import Submission, SubmissionPayload
+from greengrader.payload.parse import unsafe_name
 
 if TYPE_CHECKING:
     from greengrader.context import Context

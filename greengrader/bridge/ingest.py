@@ -13,7 +13,6 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from greengrader.bridge.payload import Limits, parse_payload_entries, sha256_hex
 from greengrader.bridge.privacy import (
     pseudonymise_metadata,
     pseudonymise_payload,
@@ -21,7 +20,8 @@ from greengrader.bridge.privacy import (
 )
 from greengrader.bridge.store import Accepted, IngestOutcome, Prepared, Rejected, Store
 from greengrader.errors import PayloadRejected
-from greengrader.metrics import PAYLOADS
+from greengrader.ops.metrics import PAYLOADS
+from greengrader.payload.parse import Limits, parse_payload_entries, sha256_hex
 from greengrader.settings import Settings
 
 if TYPE_CHECKING:

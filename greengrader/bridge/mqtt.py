@@ -43,7 +43,7 @@ from greengrader.bridge.ingest import make_store, store_prepared
 from greengrader.bridge.offload import Offload
 from greengrader.bridge.store import IngestOutcome, Prepared, Rejected
 from greengrader.errors import DatabaseError, GreengraderError
-from greengrader.metrics import PUBLISH_TO_COMMIT
+from greengrader.ops.metrics import PUBLISH_TO_COMMIT
 
 if TYPE_CHECKING:
     from greengrader.context import Context
@@ -410,7 +410,7 @@ class Bridge:
             facts = json.loads(msg.payload)
             if not isinstance(facts, dict):
                 raise ValueError("registration is not a JSON object")
-            from greengrader.workers import register_worker
+            from greengrader.ops.workers import register_worker
 
             register_worker(self.ctx, facts)
         except (ValueError, GreengraderError) as exc:

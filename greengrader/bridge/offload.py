@@ -28,8 +28,8 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING
 
 from greengrader.bridge.ingest import SCHEDULE_TASK, enqueue_schedule_many, prepare
-from greengrader.bridge.payload import sha256_hex
 from greengrader.bridge.store import Prepared, Rejected
+from greengrader.payload.parse import sha256_hex
 from greengrader.settings import Settings
 
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ import zipfile
 from collections.abc import Sequence
 from typing import Any
 
-from greengrader.bridge.payload import data_offset
+from greengrader.payload.parse import data_offset
 
 PII_FIELDS = ("name", "email", "sid")
 PSEUDONYM_DOMAIN = "pseudonym.invalid"
@@ -67,8 +67,8 @@ def replace_member(
 
     The other members are copied as their raw compressed bytes (no inflate/deflate), which
     keeps the rewrite cheap on the hot path. ``data`` must already have passed
-    :func:`greengrader.bridge.payload.parse_payload`; ``infos``, its central directory as
-    :func:`~greengrader.bridge.payload.parse_payload_entries` returned it, saves parsing
+    :func:`greengrader.payload.parse.parse_payload`; ``infos``, its central directory as
+    :func:`~greengrader.payload.parse.parse_payload_entries` returned it, saves parsing
     the zip again (the entries are not modified).
     """
     if infos is None:

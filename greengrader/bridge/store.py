@@ -25,7 +25,6 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
-from greengrader.bridge.payload import ParsedPayload
 from greengrader.db import Database
 from greengrader.models import (
     Assignment,
@@ -36,6 +35,7 @@ from greengrader.models import (
     Submission,
     SubmissionPayload,
 )
+from greengrader.payload.parse import ParsedPayload
 
 
 def _tables() -> tuple[Table, Table, Table]:

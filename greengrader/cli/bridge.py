@@ -29,7 +29,7 @@ def bridge_cmd(metrics_port: int | None) -> None:
     if ctx.settings.pseudonymise:
         ctx.settings.pseudonym_secret()  # fail at start, not on the first payload
     if metrics_port:
-        from greengrader.metrics import serve_metrics
+        from greengrader.ops.metrics import serve_metrics
 
         serve_metrics(metrics_port)
     bridge = Bridge(ctx)

@@ -16,10 +16,10 @@ from greengrader.carbon.base import CarbonProvider, as_utc
 from greengrader.carbon.dataset import DatasetProvider
 from greengrader.carbon.fallback import FallbackProvider
 from greengrader.carbon.forecast import METHODS, mape
-from greengrader.carbon.regions import load_regions
 from greengrader.carbon.store import CarbonStore
 from greengrader.cli.common import emit_rows, json_option
 from greengrader.errors import CarbonDataError
+from greengrader.regions.registry import load_regions
 from greengrader.settings import Settings, get_settings
 
 

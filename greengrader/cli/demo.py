@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from greengrader.cli.common import cli_context
-from greengrader.demo import DemoRow, demo_environment, docker_problem, run_demo
+from greengrader.demo.run import DemoRow, demo_environment, docker_problem, run_demo
 from greengrader.errors import ConfigError
 from greengrader.settings import get_settings
 

@@ -21,8 +21,8 @@ def doctor_cmd(as_json: bool) -> None:
     from rich.console import Console
     from rich.markup import escape
 
-    from greengrader.carbon.regions import load_regions
-    from greengrader.doctor import Verdict, run_doctor
+    from greengrader.ops.doctor import Verdict, run_doctor
+    from greengrader.regions.registry import load_regions
 
     settings = get_settings()
     if settings.embedded:

@@ -22,8 +22,8 @@ from greengrader.cli.common import (
     yes_option,
 )
 from greengrader.errors import ImageBuildError, NotFound
-from greengrader.executors import Limits, get_executor
-from greengrader.images import ImageBuilder
+from greengrader.grading.executors import Limits, get_executor
+from greengrader.grading.images import ImageBuilder
 from greengrader.models import Assignment, Result, Status, Submission, SubmissionPayload
 from greengrader.settings import get_settings
 
@@ -39,7 +39,7 @@ def images_group() -> None:
               help="Build from this payload zip instead of a stored assignment.")
 def images_build(assignment_id: int | None, payload_path: Path | None) -> None:
     """Build (or confirm cached) the image of ASSIGNMENT_ID (database id) or of --payload."""
-    from greengrader.grading import payload_files
+    from greengrader.grading.service import payload_files
 
     if payload_path is not None:
         settings = get_settings()
@@ -112,7 +112,7 @@ def images_prune(prune_all: bool) -> None:
 @click.option("--here", is_flag=True, help="Grade in this process now instead of through the scheduler.")
 def regrade(submission_id: int, here: bool) -> None:
     """Grade SUBMISSION_ID (or Gradescope id) again (its Result is replaced)."""
-    from greengrader.grading import grade_submission
+    from greengrader.grading.service import grade_submission
 
     ctx = cli_context()
     submission_id = resolve_submission(ctx, submission_id)
@@ -142,7 +142,7 @@ def regrade(submission_id: int, here: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def run_local(payload: Path, timeout_s: float | None, strict: bool | None, as_json: bool) -> None:
     """Grade one payload zip on this machine's Docker and print the result (no database)."""
-    from greengrader.grading import payload_files, run_payload
+    from greengrader.grading.service import payload_files, run_payload
 
     settings = get_settings()
     files = payload_files(payload.read_bytes(), settings)
@@ -237,7 +237,7 @@ def describe_test(test: dict[str, Any]) -> str:
 @yes_option
 def janitor(everything: bool, yes: bool) -> None:
     """Remove leftover grading containers and volumes (after a crash)."""
-    from greengrader.executors.docker import DockerExecutor
+    from greengrader.grading.executors.docker import DockerExecutor
 
     settings = get_settings()
     executor = get_executor(settings.executor, settings)

@@ -15,8 +15,8 @@ from greengrader.settings import Settings, get_settings
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
 def health(as_json: bool) -> None:
     """Check every part; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (Nagios plugin)."""
-    from greengrader.carbon.regions import load_regions
-    from greengrader.health import State, run_health
+    from greengrader.ops.health import State, run_health
+    from greengrader.regions.registry import load_regions
 
     try:
         settings = get_settings()
@@ -47,7 +47,7 @@ def metrics_group() -> None:
 def serve(addr: str | None, port: int | None) -> None:
     """Serve /metrics; basic auth when GREENGRADER_METRICS_USERNAME/PASSWORD are set."""
     from greengrader.context import Context
-    from greengrader.exporter import credentials_from, make_metrics_server
+    from greengrader.ops.exporter import credentials_from, make_metrics_server
 
     settings = get_settings()
     credentials = credentials_from(settings.metrics_username, metrics_secret(settings))
@@ -69,7 +69,7 @@ def show() -> None:
     from prometheus_client import generate_latest
 
     from greengrader.context import Context
-    from greengrader.exporter import build_registry
+    from greengrader.ops.exporter import build_registry
 
     sys.stdout.write(generate_latest(build_registry(Context.from_settings(get_settings()))).decode())
 

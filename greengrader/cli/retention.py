@@ -30,7 +30,7 @@ def purge_cmd(age: timedelta, dry_run: bool, yes: bool) -> None:
 
     Submissions, their history, decisions and results are kept (see docs/operations.md).
     """
-    from greengrader.retention import purge
+    from greengrader.ops.retention import purge
 
     ctx = cli_context()
     cutoff = ctx.now() - age

@@ -40,7 +40,7 @@ def _provider(source: str, carbon_dir: Path | None, factor: str | None) -> Any:
 
 
 def _zones(regions: str | None) -> dict[str, str]:
-    from greengrader.carbon.regions import load_regions
+    from greengrader.regions.registry import load_regions
     from greengrader.settings import get_settings
 
     registry = load_regions(get_settings().regions_file)

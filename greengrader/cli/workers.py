@@ -20,7 +20,7 @@ def workers_group() -> None:
 @json_option
 def list_cmd(stale_after: float, as_json: bool) -> None:
     """Registered workers, most recently seen first."""
-    from greengrader.workers import list_workers
+    from greengrader.ops.workers import list_workers
 
     ctx = cli_context()
     now = ctx.now()
@@ -49,7 +49,7 @@ def manifests() -> None:
     for `kubectl apply -f -`."""
     import yaml
 
-    from greengrader.executors.kubernetes import iter_manifests
+    from greengrader.grading.executors.kubernetes import iter_manifests
 
     click.echo(yaml.safe_dump_all(list(iter_manifests(get_settings())), sort_keys=False), nl=False)
 

@@ -22,10 +22,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from greengrader.carbon.base import as_utc
-from greengrader.carbon.regions import Region
 from greengrader.context import Context
 from greengrader.errors import CarbonDataError, SchedulingError
-from greengrader.metrics import count_decision
+from greengrader.ops.metrics import count_decision
+from greengrader.regions.registry import Region
 from greengrader.scheduling.cas_client import PATH, PROVIDER, location_id
 from greengrader.scheduling.cas_sources import PlacerPool
 from greengrader.scheduling.placement import Placement, PlacementRequest, Placer

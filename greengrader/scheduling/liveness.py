@@ -18,8 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from greengrader.carbon.base import as_utc
-from greengrader.carbon.regions import Region, RegionRegistry
 from greengrader.models import Worker
+from greengrader.regions.registry import Region, RegionRegistry
 from greengrader.settings import Settings
 
 

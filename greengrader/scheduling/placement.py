@@ -25,8 +25,8 @@ from sqlalchemy.orm import Session
 
 from greengrader.carbon import integral
 from greengrader.carbon.base import CarbonProvider, IntensitySeries, as_utc
-from greengrader.carbon.regions import Region
 from greengrader.errors import CarbonDataError, SchedulingError
+from greengrader.regions.registry import Region
 from greengrader.scheduling.policies import BoolArray, FloatArray, Policy
 
 J_PER_KWH = 3.6e6

@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 from greengrader.carbon import get_provider
 from greengrader.context import Context
 from greengrader.errors import BrokerUnavailable, GreengraderError, NotFound, SchedulingError
-from greengrader.metrics import count_decision
 from greengrader.models import Decision, Status, Submission
+from greengrader.ops.metrics import count_decision
 from greengrader.scheduling.liveness import RegionLiveness, live_view, region_liveness
 from greengrader.scheduling.placement import (
     Placement,

@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session
 from greengrader.carbon.base import as_utc
 from greengrader.context import Context
 from greengrader.errors import BrokerUnavailable, UnknownRegion
-from greengrader.executors.base import Limits
+from greengrader.grading.executors.base import Limits
 from greengrader.models import Assignment, Status, StatusEvent, Submission
 from greengrader.scheduling.inventory import Inventory, inventory_for
 from greengrader.scheduling.liveness import (

@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 @app.task(name="greengrader.grade", bind=True, acks_late=True)
 def grade(self: Any, submission_id: int, dispatch: int | None = None) -> None:
-    from greengrader.grading import grade_submission
+    from greengrader.grading.service import grade_submission
 
     grade_submission(
         current_context(), submission_id, task_id=self.request.id, worker=self.request.hostname,
@@ -38,7 +38,7 @@ def _janitor(hostname: str) -> None:
     """At start, everything an earlier worker of this name left; then, every heartbeat
     interval, containers of pool processes cancelled or killed mid-job (SIGTERM when the
     broker connection drops, SIGKILL, OOM) that never reached their own cleanup."""
-    from greengrader.executors import get_executor
+    from greengrader.grading.executors import get_executor
 
     try:
         settings = current_context().settings

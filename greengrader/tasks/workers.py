@@ -19,7 +19,7 @@ from celery.signals import worker_ready, worker_shutdown
 
 from greengrader.context import Context, current_context
 from greengrader.errors import UnknownRegion
-from greengrader.workers import WorkerFacts, collect_facts, heartbeat, register_worker
+from greengrader.ops.workers import WorkerFacts, collect_facts, heartbeat, register_worker
 
 log = logging.getLogger(__name__)
 

@@ -21,10 +21,10 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy.orm import Session
 from starlette.middleware.sessions import SessionMiddleware
 
-from greengrader import observe
 from greengrader.carbon.base import CarbonProvider
 from greengrader.context import Context
 from greengrader.errors import NotFound
+from greengrader.ops import observe
 from greengrader.web import filters
 from greengrader.web.accounts import Accounts, Principal
 from greengrader.web.comparison import Comparison, TotalScoreComparison

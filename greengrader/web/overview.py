@@ -15,12 +15,12 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import Float, case, cast, exists, func, literal, select
 from sqlalchemy.orm import Session, aliased
 
-from greengrader import health, observe
 from greengrader.carbon.base import CarbonProvider
-from greengrader.carbon.regions import Region
 from greengrader.context import Context
 from greengrader.errors import GreengraderError
 from greengrader.models import Decision, Result, Status, Submission
+from greengrader.ops import health, observe
+from greengrader.regions.registry import Region
 from greengrader.web.schemas import (
     Alert,
     CarbonDay,
@@ -115,7 +115,7 @@ class PastDays:
 def _carbon_days(session: Session, scope: Scope, baseline_region: str, start: datetime, end: datetime | None) -> list[CarbonDay]:
     """gCO2 per day of results finished in ``[start, end)`` and the baseline's equivalent.
 
-    As in :func:`greengrader.observe.carbon_totals`: same energy, the baseline region's
+    As in :func:`greengrader.ops.observe.carbon_totals`: same energy, the baseline region's
     intensity from the job's latest decision; a job without it saves nothing.
     """
     newer = aliased(Decision)

@@ -22,10 +22,10 @@ from sqlalchemy import select
 
 from greengrader.bridge.ingest import ingest_bytes
 from greengrader.context import Context
-from greengrader.executors.docker import DockerExecutor
-from greengrader.grading import grade_submission
+from greengrader.grading.executors.docker import DockerExecutor
+from greengrader.grading.service import grade_submission
 from greengrader.models import AuditEvent, Submission
-from greengrader.workers import collect_facts, register_worker
+from greengrader.ops.workers import collect_facts, register_worker
 from tests.conftest import REPO
 from tests.web_data import (
     COURSE_A,

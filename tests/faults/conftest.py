@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from greengrader.images import ImageBuilder
+from greengrader.grading.images import ImageBuilder
 from greengrader.settings import load_settings
 from tests.faults.harness import Pipeline, docker_up, job_containers, running_pipeline
 from tests.integration.private_services import PrivatePostgres

@@ -36,7 +36,7 @@ import sqlalchemy as sa
 from paho.mqtt.enums import CallbackAPIVersion
 
 from greengrader.db import Database
-from greengrader.examples import build_payload
+from greengrader.demo.examples import build_payload
 from greengrader.models import Quarantine, Result, StatusEvent, Submission
 from greengrader.models.status import TERMINAL
 from tests.integration.bridge_helpers import bridge_argv, bridge_env

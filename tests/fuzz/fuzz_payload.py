@@ -36,15 +36,15 @@ sys.path.insert(0, str(REPO))
 # zipfile and the codecs are instrumented too: their branches are what the input steers.
 with atheris.instrument_imports(include=["greengrader.bridge", "zipfile", "json"]):
     from greengrader.bridge.ingest import prepare
-    from greengrader.bridge.payload import (
+    from greengrader.bridge.store import Rejected
+    from greengrader.errors import PayloadRejected
+    from greengrader.payload.parse import (
         REASONS,
         Limits,
         ParsedPayload,
         parse_payload,
         unstorable_json,
     )
-    from greengrader.bridge.store import Rejected
-    from greengrader.errors import PayloadRejected
     from greengrader.settings import load_settings
 
 MiB = 1024 * 1024

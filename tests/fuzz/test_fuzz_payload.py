@@ -40,7 +40,7 @@ def test_harness_reports_an_unknown_exception_as_a_crash(tmp_path: Path, shared_
     crash.write_bytes(b"PK\x05\x06" + b"\0" * 18)
     env_hook = tmp_path / "sitecustomize.py"
     env_hook.write_text(
-        "import greengrader.bridge.payload as p\n"
+        "import greengrader.payload.parse as p\n"
         "def boom(*a, **k):\n    raise KeyError('planted')\n"
         "p.parse_payload = boom\n"
     )

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from greengrader.executors.docker import DockerExecutor
-from greengrader.executors.sandbox import daemon_runtimes
+from greengrader.grading.executors.docker import DockerExecutor
+from greengrader.grading.executors.sandbox import daemon_runtimes
 from greengrader.settings import load_settings
 
 SANDBOXES = ("runc", "gvisor")

@@ -86,7 +86,7 @@ def intensities_now(carbon_dir: Path, ctx: Context) -> dict[str, float]:
 def live_workers(ctx: Context, regions: list[str] | None = None, concurrency: int = 4) -> None:
     """A live Celery worker in each of ``regions`` (default: every enabled one), as the
     worker's own heartbeat thread registers it, at the context's clock."""
-    from greengrader.workers import register_worker
+    from greengrader.ops.workers import register_worker
 
     for name in regions if regions is not None else [r.name for r in ctx.regions.enabled()]:
         register_worker(ctx, {"hostname": f"w-{name}@test"}, source="celery", regions=[name],

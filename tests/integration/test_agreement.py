@@ -20,8 +20,8 @@ from sqlalchemy import select
 
 from greengrader.bridge.ingest import prepare, store_prepared
 from greengrader.context import Context
-from greengrader.executors.docker import DockerExecutor
-from greengrader.grading import grade_submission
+from greengrader.grading.executors.docker import DockerExecutor
+from greengrader.grading.service import grade_submission
 from greengrader.models import Result, TestEvidence
 from tests.agreement_fixtures import ADD_TEST, PACKAGE_TEST, RANDOM_TEST, payload
 

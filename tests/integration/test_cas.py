@@ -17,9 +17,9 @@ import uvicorn
 from pytest_httpserver import HTTPServer
 
 from greengrader.carbon.dataset import DatasetProvider
-from greengrader.carbon.regions import load_regions
 from greengrader.carbon.store import CarbonStore
 from greengrader.errors import CasError
+from greengrader.regions.registry import load_regions
 from greengrader.scheduling.cas_client import CasClient
 from greengrader.scheduling.cas_service import create_app
 from greengrader.scheduling.placement import PlacementRequest, Placer

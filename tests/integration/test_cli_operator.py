@@ -211,7 +211,7 @@ def test_list_commands_print_json_and_full_width_tables(env_settings: Settings, 
 
 def test_janitor_all_asks_and_no_removes_nothing(tmp_path: Path, base_image: str, docker_client: Any,
                                                  monkeypatch: Any) -> None:
-    from greengrader.executors.docker import LABEL_JOB
+    from greengrader.grading.executors.docker import LABEL_JOB
     from greengrader.settings import get_settings
 
     monkeypatch.setenv("GREENGRADER_HOME", str(tmp_path))

@@ -14,7 +14,7 @@ from typing import Any
 import redis
 
 from greengrader.context import Context
-from greengrader.grading import grade_submission
+from greengrader.grading.service import grade_submission
 from greengrader.models import Assignment, Decision, Status, Submission, SubmissionPayload
 from greengrader.scheduling.service import schedule_submission
 from greengrader.scheduling.sweep import run_sweep
@@ -82,7 +82,7 @@ def test_default_registry_with_one_live_region_places_everything_there(make_ctx:
 
 
 def test_with_no_live_worker_jobs_wait_and_are_placed_when_one_appears(make_ctx: Any, rds: redis.Redis) -> None:
-    from greengrader.health import check_workers
+    from greengrader.ops.health import check_workers
 
     ctx = make_ctx(live=[])
     ids = add_submissions(ctx.db, 3)
@@ -153,7 +153,7 @@ def test_a_job_whose_worker_died_or_restarted_is_recovered_at_once(make_ctx: Any
     restarted = add_submissions(ctx.db, 1, status=Status.RUNNING, region="us-east", attempts=1,
                                 task_id="t-old", worker="w-us-east@test", dispatch=1)
     at(ctx, ctx.settings.health_heartbeat_max_age_s + 1, [])  # nobody beats any more
-    from greengrader.workers import register_worker
+    from greengrader.ops.workers import register_worker
 
     register_worker(ctx, {"hostname": "w-us-east@test"}, source="celery", regions=["us-east"],
                     concurrency=1, started_at=ctx.now())
@@ -171,7 +171,7 @@ def test_a_poisoned_job_ends_in_error_after_max_attempts(make_ctx: Any) -> None:
     (sid,) = add_submissions(ctx.db, 1, status=Status.QUEUED, region="us-west", dispatch=1)
     with ctx.db.transaction() as session:
         session.add(SubmissionPayload(submission_id=sid, data=b""))
-    from greengrader.grading import _claim
+    from greengrader.grading.service import _claim
 
     for _ in range(ctx.settings.max_attempts):
         assert _claim(ctx, sid, "t-poison", "w-us-west@test", 1) is not None  # then the process dies
@@ -211,7 +211,7 @@ def test_a_pod_that_never_starts_moves_the_job_to_another_region(
     """Kubernetes (fake at the client boundary): an unschedulable pod is a placement
     failure, not a grade: the job goes back to `schedule`, which avoids that region."""
     from greengrader.bridge.ingest import prepare, store_prepared
-    from greengrader.images import ImageBuilder
+    from greengrader.grading.images import ImageBuilder
     from tests.unit.kube_fake import Behaviour
     from tests.unit.test_kubernetes_executor import WRITES_RESULTS, _executor
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from greengrader.carbon.regions import load_regions
+from greengrader.regions.registry import load_regions
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"

@@ -20,9 +20,9 @@ from sqlalchemy import func, select
 
 from greengrader.bridge.ingest import prepare, store_prepared
 from greengrader.context import Context
-from greengrader.examples import example_payload
-from greengrader.executors.docker import LABEL_JOB, LABEL_WORKER, DockerExecutor
-from greengrader.grading import grade_submission
+from greengrader.demo.examples import example_payload
+from greengrader.grading.executors.docker import LABEL_JOB, LABEL_WORKER, DockerExecutor
+from greengrader.grading.service import grade_submission
 from greengrader.models import Assignment, Result, Status, StatusEvent, Submission
 from tests import payloads
 
@@ -230,7 +230,7 @@ def test_a_hanging_setup_is_stopped_at_its_bound_and_marks_the_version_broken(
 ) -> None:
     import time
 
-    from greengrader.images import ImageBuilder
+    from greengrader.grading.images import ImageBuilder
 
     settings = context.settings.model_copy(update={"image_build_timeout_s": 10})
     hang = f"#!/bin/bash\necho fetching the toolchain {uuid.uuid4().hex}\nsleep 600\n"
@@ -253,7 +253,7 @@ def test_an_image_pruned_under_a_job_is_retried_at_once_not_graded(
     checked it) is never a result: the job is sent again at once and graded by that run."""
     import redis
 
-    from greengrader.images import ImageBuilder
+    from greengrader.grading.images import ImageBuilder
 
     builder = ImageBuilder(context.settings, client=docker_client)
     marker = {"marker.txt": uuid.uuid4().hex.encode()}  # an image of this test's own

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from greengrader.executors.base import ExecutionResult, Job, Limits
-from greengrader.executors.docker import LABEL_JOB, LABEL_WORKER, DockerExecutor
-from greengrader.images import ImageBuilder
+from greengrader.grading.executors.base import ExecutionResult, Job, Limits
+from greengrader.grading.executors.docker import LABEL_JOB, LABEL_WORKER, DockerExecutor
+from greengrader.grading.images import ImageBuilder
 from tests.integration.sandboxes import SANDBOXES, sandboxed_executor
 
 pytestmark = pytest.mark.docker

@@ -35,8 +35,8 @@ def test_grade_on_a_real_cluster() -> None:
     from kubernetes import client, config
     from kubernetes.client.exceptions import ApiException
 
-    from greengrader.executors.base import Job, Limits
-    from greengrader.executors.kubernetes import KubernetesExecutor, iter_manifests
+    from greengrader.grading.executors.base import Job, Limits
+    from greengrader.grading.executors.kubernetes import KubernetesExecutor, iter_manifests
     from greengrader.settings import Settings
 
     settings = Settings()

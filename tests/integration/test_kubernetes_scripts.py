@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from greengrader.executors.base import Job, Limits
-from greengrader.executors.kubernetes import (
+from greengrader.grading.executors.base import Job, Limits
+from greengrader.grading.executors.kubernetes import (
     INIT,
     MAIN,
     PAYLOAD_KEY,

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from greengrader.errors import ExecutorError
-from greengrader.executors.base import Job, Limits
-from greengrader.executors.docker import DockerExecutor
-from greengrader.executors.sandbox import sandbox_in_use
-from greengrader.images import ImageBuilder
+from greengrader.grading.executors.base import Job, Limits
+from greengrader.grading.executors.docker import DockerExecutor
+from greengrader.grading.executors.sandbox import sandbox_in_use
+from greengrader.grading.images import ImageBuilder
 from greengrader.settings import load_settings
 
 pytestmark = pytest.mark.docker

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from greengrader.context import Context
-from greengrader.grading import grade_submission
+from greengrader.grading.service import grade_submission
 from greengrader.models import Assignment, AuditEvent, Submission
 from greengrader.web import api, chart_routes, pages
 from greengrader.web.accounts import Accounts

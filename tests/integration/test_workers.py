@@ -18,7 +18,7 @@ from sqlalchemy import select
 from greengrader.context import Context
 from greengrader.errors import InvalidWorkerFacts
 from greengrader.models.infra import Worker
-from greengrader.workers import heartbeat, list_workers, register_worker
+from greengrader.ops.workers import heartbeat, list_workers, register_worker
 
 REPO = Path(__file__).resolve().parents[2]
 CELERY = str(Path(sys.executable).parent / "celery")

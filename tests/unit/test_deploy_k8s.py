@@ -10,7 +10,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from greengrader.carbon.regions import load_regions
+from greengrader.regions.registry import load_regions
 
 K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
 MANIFESTS = sorted(p for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
@@ -111,7 +111,7 @@ def test_grading_pods_get_no_network() -> None:
 
 
 def test_grading_label_matches_the_executor() -> None:
-    from greengrader.executors import kubernetes as executor
+    from greengrader.grading.executors import kubernetes as executor
 
     assert (executor.LABEL_ROLE, executor.ROLE_GRADER) == ("greengrader.io/role", "grader")
 

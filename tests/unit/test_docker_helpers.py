@@ -9,9 +9,9 @@ import tarfile
 import pytest
 
 from greengrader.errors import ConfigError
-from greengrader.executors import get_executor
-from greengrader.executors.base import MAX_TIMEOUT_S, Limits
-from greengrader.executors.docker import (
+from greengrader.grading.executors import get_executor
+from greengrader.grading.executors.base import MAX_TIMEOUT_S, Limits
+from greengrader.grading.executors.docker import (
     DockerExecutor,
     classify,
     job_tar,
@@ -103,14 +103,14 @@ def test_classify_outcomes_and_messages(args: tuple, outcome: str, phrase: str) 
 def test_get_executor_by_name_and_dotted_path() -> None:
     settings = load_settings()
     assert isinstance(get_executor("docker", settings), DockerExecutor)
-    assert isinstance(get_executor("greengrader.executors.docker:DockerExecutor", settings), DockerExecutor)
-    assert isinstance(get_executor("greengrader.executors.docker.DockerExecutor", settings), DockerExecutor)
+    assert isinstance(get_executor("greengrader.grading.executors.docker:DockerExecutor", settings), DockerExecutor)
+    assert isinstance(get_executor("greengrader.grading.executors.docker.DockerExecutor", settings), DockerExecutor)
     with pytest.raises(ConfigError, match="GREENGRADER_EXECUTOR"):
         get_executor("nope.module:Thing", settings)
 
 
 def test_cpu_time_from_the_shell_when_there_is_no_cgroupfs() -> None:
-    from greengrader.executors.docker import parse_stats
+    from greengrader.grading.executors.docker import parse_stats
 
     assert parse_stats(["rc=0", "ctimes=0m1.250000s,1m0.500000s"]) == {"rc": 0, "cpu_s": 61.75}
     assert parse_stats(["ctimes=garbage"]) == {}

@@ -7,8 +7,8 @@ import base64
 import pytest
 
 from greengrader.errors import ConfigError
-from greengrader.exporter import Credentials, credentials_from, is_loopback
-from greengrader.health import Check, Report, State, _threshold, worst
+from greengrader.ops.exporter import Credentials, credentials_from, is_loopback
+from greengrader.ops.health import Check, Report, State, _threshold, worst
 
 
 def test_critical_outranks_warning_outranks_unknown() -> None:

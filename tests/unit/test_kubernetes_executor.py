@@ -14,9 +14,9 @@ import pytest
 from kubernetes.client import V1JobCondition, V1JobStatus
 
 from greengrader.errors import ExecutorError
-from greengrader.executors import get_executor
-from greengrader.executors.base import Job, Limits
-from greengrader.executors.kubernetes import (
+from greengrader.grading.executors import get_executor
+from greengrader.grading.executors.base import Job, Limits
+from greengrader.grading.executors.kubernetes import (
     MAIN,
     KubernetesExecutor,
     log_limit_bytes,

@@ -15,8 +15,8 @@ import kubernetes_validate
 import pytest
 from kubernetes.client import ApiClient, V1Job, V1NetworkPolicy, V1Secret
 
-from greengrader.executors.base import Job, Limits
-from greengrader.executors.kubernetes import (
+from greengrader.grading.executors.base import Job, Limits
+from greengrader.grading.executors.kubernetes import (
     INIT,
     MAIN,
     PAYLOAD_KEY,

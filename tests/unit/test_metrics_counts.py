@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY
 
-from greengrader.metrics import count_decision
+from greengrader.ops.metrics import count_decision
 
 
 def _value(name: str, labels: dict[str, str] | None = None) -> float:

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from greengrader.bridge.payload import (
+from greengrader.errors import PayloadRejected
+from greengrader.payload.parse import (
     REASONS,
     Limits,
     parse_payload,
     tree_hash_of_files,
     unsafe_name,
 )
-from greengrader.errors import PayloadRejected
 from tests import payloads
 
 EXPECTED = {  # from the fixtures' README

@@ -7,9 +7,9 @@ import json
 import zipfile
 
 from greengrader.bridge.ingest import prepare
-from greengrader.bridge.payload import parse_payload
 from greengrader.bridge.privacy import pseudonym, pseudonymise_metadata, replace_member
 from greengrader.bridge.store import Accepted
+from greengrader.payload.parse import parse_payload
 from greengrader.settings import load_settings
 from tests import payloads
 

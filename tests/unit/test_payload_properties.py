@@ -27,9 +27,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from greengrader.bridge.ingest import prepare
-from greengrader.bridge.payload import REASONS, Limits, ParsedPayload, parse_payload
 from greengrader.bridge.store import Accepted, Rejected
 from greengrader.errors import PayloadRejected
+from greengrader.payload.parse import REASONS, Limits, ParsedPayload, parse_payload
 from greengrader.settings import load_settings
 from tests import payloads
 

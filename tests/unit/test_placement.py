@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from greengrader.carbon.dataset import DatasetProvider
-from greengrader.carbon.regions import Region, load_regions
 from greengrader.carbon.store import CarbonStore
 from greengrader.errors import SchedulingError
+from greengrader.regions.registry import Region, load_regions
 from greengrader.scheduling.placement import PlacementRequest, Placer, RegionLoad
 from greengrader.scheduling.policies import get_policy
 

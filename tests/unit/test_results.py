@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from greengrader.errors import InvalidResults
-from greengrader.results import agrees, gradescope_score, parse_results
+from greengrader.grading.results import agrees, gradescope_score, parse_results
 
 
 def test_top_level_score_wins_over_the_sum_of_tests() -> None:

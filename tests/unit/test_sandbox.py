@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from greengrader.errors import ExecutorError
-from greengrader.executors.base import ExecutionResult, Limits
-from greengrader.executors.sandbox import GVISOR_PIDS_BASE, choose, kubernetes_choice
+from greengrader.grading.executors.base import ExecutionResult, Limits
+from greengrader.grading.executors.sandbox import GVISOR_PIDS_BASE, choose, kubernetes_choice
 from greengrader.settings import load_settings
 
 

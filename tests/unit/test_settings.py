@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from greengrader.carbon.regions import load_regions
 from greengrader.errors import ConfigError, UnknownRegion
+from greengrader.regions.registry import load_regions
 from greengrader.settings import load_settings
 
 

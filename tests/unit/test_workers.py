@@ -9,7 +9,7 @@ import psutil
 import pytest
 
 from greengrader.errors import InvalidWorkerFacts, PayloadRejected
-from greengrader.workers import (
+from greengrader.ops.workers import (
     WorkerFacts,
     _proc_cpuinfo,
     collect_facts,

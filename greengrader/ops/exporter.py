@@ -1,6 +1,6 @@
 """``greengrader metrics serve``: Prometheus gauges computed from the database at scrape time.
 
-The per-process counters in :mod:`greengrader.metrics` live in the bridge, workers and CAS;
+The per-process counters in :mod:`greengrader.ops.metrics` live in the bridge, workers and CAS;
 this exporter adds what only the shared state knows: jobs by status, quarantined payloads,
 queue depth per region (Redis ``LLEN``), live workers, the bridge's last message and gCO2
 emitted and saved versus the static baseline region. It serves behind HTTP basic auth, or
@@ -26,9 +26,9 @@ from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from greengrader import observe
 from greengrader.context import Context
 from greengrader.errors import ConfigError
+from greengrader.ops import observe
 
 log = logging.getLogger(__name__)
 

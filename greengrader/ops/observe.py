@@ -1,8 +1,8 @@
 """Read-only observations of a running GreenGrader, shared by ``health`` and the exporter.
 
 Every function takes what it reads from (a session, a broker URL) and returns plain
-values; judging them (thresholds, Nagios states) is :mod:`greengrader.health`'s job and
-rendering them is :mod:`greengrader.exporter`'s.
+values; judging them (thresholds, Nagios states) is :mod:`greengrader.ops.health`'s job and
+rendering them is :mod:`greengrader.ops.exporter`'s.
 """
 
 from __future__ import annotations

@@ -16,10 +16,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from greengrader import health
-from greengrader.carbon.regions import RegionRegistry
 from greengrader.db import Database, describe_error, safe_url
 from greengrader.errors import GreengraderError
+from greengrader.ops import health
+from greengrader.regions.registry import RegionRegistry
 from greengrader.settings import Settings
 
 # Hourly data whose last point is older than this is replayed, not live: say so.
@@ -106,7 +106,7 @@ def check_docker(settings: Settings) -> list[Finding]:
 
 
 def _sandbox(settings: Settings, runtimes: list[str]) -> Finding:
-    from greengrader.executors.sandbox import choose
+    from greengrader.grading.executors.sandbox import choose
 
     listing = ", ".join(runtimes) or "none listed"
     try:

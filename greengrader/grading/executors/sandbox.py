@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from greengrader.errors import ExecutorError
-from greengrader.executors.base import ExecutionResult, Limits
+from greengrader.grading.executors.base import ExecutionResult, Limits
 from greengrader.settings import Settings
 
 SandboxName = Literal["gvisor", "runc"]

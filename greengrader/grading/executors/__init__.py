@@ -7,12 +7,12 @@ import importlib
 from typing import Any
 
 from greengrader.errors import ConfigError
-from greengrader.executors.base import ExecutionResult, Executor, Job, Limits, Outcome
+from greengrader.grading.executors.base import ExecutionResult, Executor, Job, Limits, Outcome
 from greengrader.settings import Settings
 
 BUILTIN = {
-    "docker": "greengrader.executors.docker:DockerExecutor",
-    "kubernetes": "greengrader.executors.kubernetes:KubernetesExecutor",
+    "docker": "greengrader.grading.executors.docker:DockerExecutor",
+    "kubernetes": "greengrader.grading.executors.kubernetes:KubernetesExecutor",
 }
 
 __all__ = ["BUILTIN", "ExecutionResult", "Executor", "Job", "Limits", "Outcome", "get_executor"]

@@ -23,9 +23,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
-from greengrader import observe
-from greengrader.carbon.regions import RegionRegistry
 from greengrader.models.base import utcnow
+from greengrader.ops import observe
+from greengrader.regions.registry import RegionRegistry
 from greengrader.settings import Settings
 
 
@@ -261,7 +261,7 @@ def sandbox_check(settings: Settings, client: Any | None = None) -> Check:
     """The sandbox grading uses: WARNING on runc (host kernel), CRITICAL when gVisor is
     required and missing."""
     from greengrader.errors import ExecutorError
-    from greengrader.executors.sandbox import GVISOR, sandbox_in_use
+    from greengrader.grading.executors.sandbox import GVISOR, sandbox_in_use
 
     try:
         choice = sandbox_in_use(settings, client)
@@ -275,7 +275,7 @@ def sandbox_check(settings: Settings, client: Any | None = None) -> Check:
 
 def check_beat(settings: Settings) -> Check:
     """Live beats announced on a Redis broker: exactly one is expected once one was seen."""
-    from greengrader.beatwatch import is_redis, live_beats
+    from greengrader.ops.beatwatch import is_redis, live_beats
 
     url = settings.effective_broker_url
     if not is_redis(url):

@@ -26,8 +26,6 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from greengrader.agreement.compare import Side
 from greengrader.agreement.evidence import Judged, files_digest, judge
-from greengrader.bridge.payload import METADATA, parse_payload
-from greengrader.bridge.payload import Limits as PayloadLimits
 from greengrader.context import Context
 from greengrader.errors import (
     ExecutorError,
@@ -37,12 +35,14 @@ from greengrader.errors import (
     NotFound,
     PlacementFailed,
 )
-from greengrader.executors import ExecutionResult, Executor, Job, Limits, get_executor
-from greengrader.images import ImageBuilder
-from greengrader.metrics import CARBON_EMITTED_G, GRADES
+from greengrader.grading.executors import ExecutionResult, Executor, Job, Limits, get_executor
+from greengrader.grading.images import ImageBuilder
+from greengrader.grading.results import ParsedResults, parse_results
 from greengrader.models import Assignment, Result, Status, Submission, SubmissionPayload, Worker
 from greengrader.models.status import TERMINAL
-from greengrader.results import ParsedResults, parse_results
+from greengrader.ops.metrics import CARBON_EMITTED_G, GRADES
+from greengrader.payload.parse import METADATA, parse_payload
+from greengrader.payload.parse import Limits as PayloadLimits
 from greengrader.settings import Settings
 
 log = logging.getLogger(__name__)

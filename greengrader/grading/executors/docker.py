@@ -37,8 +37,8 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.types import LogConfig, Ulimit
 
 from greengrader.errors import ExecutorError
-from greengrader.executors.base import ExecutionResult, Job, Limits, Outcome
-from greengrader.executors.sandbox import SandboxChoice, choose, daemon_runtimes
+from greengrader.grading.executors.base import ExecutionResult, Job, Limits, Outcome
+from greengrader.grading.executors.sandbox import SandboxChoice, choose, daemon_runtimes
 from greengrader.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)

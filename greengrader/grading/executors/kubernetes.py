@@ -44,8 +44,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from greengrader.errors import ConfigError, ExecutorError, PlacementFailed
-from greengrader.executors.base import MAX_TIMEOUT_S, ExecutionResult, Job, Limits, Outcome
-from greengrader.executors.sandbox import kubernetes_choice
+from greengrader.grading.executors.base import MAX_TIMEOUT_S, ExecutionResult, Job, Limits, Outcome
+from greengrader.grading.executors.sandbox import kubernetes_choice
 from greengrader.settings import Settings, get_settings
 
 MANAGED_BY = "greengrader"
@@ -120,7 +120,7 @@ def run_name(job_id: str, salt: str | None = None) -> str:
 
 def payload_archive(files: Mapping[str, bytes]) -> bytes:
     """The job's files as a gzipped tar rooted at ``/autograder`` (mtime fixed: stable)."""
-    from greengrader.executors.docker import job_tar
+    from greengrader.grading.executors.docker import job_tar
 
     return gzip.compress(job_tar(files), mtime=0)
 
@@ -618,7 +618,7 @@ def classify(
     report: LogReport | None,
 ) -> tuple[Outcome, str, dict[str, Any] | None]:
     """Outcome and TA-readable message from the Job, its pod and the log."""
-    from greengrader.executors.docker import decode_results
+    from greengrader.grading.executors.docker import decode_results
 
     cond = _condition(finished)
     reason = getattr(cond, "reason", None)
