@@ -18,16 +18,10 @@ import numpy.typing as npt
 
 from greengrader.carbon import integral
 from greengrader.errors import CarbonDataError
+from greengrader.times import as_utc
 
 Signal = Literal["average", "marginal"]
 FloatArray = npt.NDArray[np.float64]
-
-
-def as_utc(t: datetime) -> datetime:
-    """Return ``t`` in UTC; naive datetimes are rejected (ambiguous across DST)."""
-    if t.tzinfo is None or t.utcoffset() is None:
-        raise CarbonDataError(f"naive datetime {t.isoformat()} (carbon times must be timezone-aware)")
-    return t.astimezone(UTC)
 
 
 def epoch_s(t: datetime) -> float:

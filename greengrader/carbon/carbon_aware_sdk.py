@@ -11,13 +11,14 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from greengrader.carbon.base import BestSlot, IntensitySeries, as_utc
+from greengrader.carbon.base import BestSlot, IntensitySeries
 from greengrader.carbon.formats import parse_time
 from greengrader.carbon.http import HttpClient
 from greengrader.carbon.resample import from_points
 from greengrader.carbon.watttime import iso
 from greengrader.errors import ConfigError, ProviderError
 from greengrader.settings import Settings
+from greengrader.times import as_utc
 
 
 def _duration_s(text: Any) -> int | None:

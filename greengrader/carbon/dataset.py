@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from greengrader.carbon import sample
-from greengrader.carbon.base import BestSlot, IntensitySeries, as_utc, best_of
+from greengrader.carbon.base import BestSlot, IntensitySeries, best_of
 from greengrader.carbon.forecast import (
     DEFAULT_METHOD,
     ERROR_WINDOW_DAYS,
@@ -30,6 +30,7 @@ from greengrader.carbon.resample import CleanReport, merge, regularize
 from greengrader.carbon.store import CarbonStore
 from greengrader.errors import CarbonDataError
 from greengrader.settings import Settings
+from greengrader.times import as_utc
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]

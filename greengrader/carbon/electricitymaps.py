@@ -10,12 +10,13 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from greengrader.carbon.base import BestSlot, IntensitySeries, as_utc, best_of
+from greengrader.carbon.base import BestSlot, IntensitySeries, best_of
 from greengrader.carbon.http import HttpClient, require
 from greengrader.carbon.resample import from_points
 from greengrader.carbon.watttime import iso
 from greengrader.errors import ProviderAuthError, ProviderError
 from greengrader.settings import Settings
+from greengrader.times import as_utc
 
 
 class ElectricityMapsProvider:

@@ -27,9 +27,10 @@ from typing import Any
 
 import pycountry
 
-from greengrader.carbon.base import BestSlot, IntensitySeries, as_utc, constant_series
+from greengrader.carbon.base import BestSlot, IntensitySeries, constant_series
 from greengrader.errors import CarbonDataError
 from greengrader.settings import Settings
+from greengrader.times import as_utc
 
 LBS_PER_MWH_TO_G_PER_KWH = 453.59237 / 1000.0
 

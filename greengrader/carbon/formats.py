@@ -18,7 +18,6 @@ import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,6 +26,7 @@ import numpy.typing as npt
 
 from greengrader.carbon.base import Signal
 from greengrader.errors import CarbonDataError
+from greengrader.times import parse_instant
 
 Format = Literal["electricitymaps", "sgip-moer", "lets-wait-awhile", "watttime-wide", "carbon-aware-sdk"]
 FORMATS: tuple[Format, ...] = (
@@ -57,12 +57,9 @@ class RawSeries:
 def parse_time(text: str) -> int:
     """ISO-8601 stamp -> epoch seconds; a stamp without offset is UTC."""
     try:
-        t = datetime.fromisoformat(text.strip())
+        return int(parse_instant(text).timestamp())
     except ValueError:
         raise CarbonDataError(f"unreadable timestamp {text!r}") from None
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=UTC)
-    return int(t.timestamp())
 
 
 def _open_text(path: Path) -> io.TextIOBase:

@@ -12,11 +12,12 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from greengrader.carbon.base import BestSlot, IntensitySeries, as_utc, best_of
+from greengrader.carbon.base import BestSlot, IntensitySeries, best_of
 from greengrader.carbon.http import HttpClient, require
 from greengrader.carbon.resample import from_points
 from greengrader.errors import ProviderAuthError, ProviderError
 from greengrader.settings import Settings
+from greengrader.times import as_utc
 
 LBS_PER_MWH_TO_G_PER_KWH = 0.45359237
 _UNITS = {"lbs_co2_per_mwh": LBS_PER_MWH_TO_G_PER_KWH, "g_co2_per_kwh": 1.0, "kg_co2_per_kwh": 1000.0}

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from greengrader.carbon import get_provider
-from greengrader.carbon.base import CarbonProvider, as_utc
+from greengrader.carbon.base import CarbonProvider
 from greengrader.carbon.dataset import DatasetProvider
 from greengrader.carbon.fallback import FallbackProvider
 from greengrader.carbon.forecast import METHODS, mape
@@ -21,6 +21,7 @@ from greengrader.cli.common import emit_rows, json_option
 from greengrader.errors import CarbonDataError
 from greengrader.regions.registry import load_regions
 from greengrader.settings import Settings, get_settings
+from greengrader.times import parse_instant
 
 
 def _store(settings: Settings) -> CarbonStore:
@@ -31,11 +32,10 @@ def _when(text: str | None, option: str = "time") -> datetime | None:
     if text is None:
         return None
     try:
-        t = datetime.fromisoformat(text)
+        return parse_instant(text)
     except ValueError:
         raise click.BadParameter(f"{text!r} is not an ISO 8601 time (e.g. 2024-12-01 or 2024-12-01T13:00Z)",
                                  param_hint=option) from None
-    return as_utc(t if t.tzinfo else t.replace(tzinfo=UTC))
 
 
 def _dataset(provider: CarbonProvider) -> DatasetProvider | None:

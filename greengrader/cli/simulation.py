@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,16 +12,16 @@ import click
 from greengrader.cli.common import Duration
 from greengrader.errors import ConfigError, GreengraderError
 from greengrader.scheduling.policies import POLICIES
+from greengrader.times import parse_instant
 
 
 def _when(text: str | None) -> datetime | None:
     if not text:
         return None
     try:
-        t = datetime.fromisoformat(text)
+        return parse_instant(text)
     except ValueError:
         raise click.BadParameter(f"{text!r} is not an ISO 8601 time (e.g. 2024-12-01 or 2024-12-01T13:00)") from None
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 def _provider(source: str, carbon_dir: Path | None, factor: str | None) -> Any:

@@ -21,10 +21,10 @@ from tenacity import (
     wait_exponential,
 )
 
-from greengrader.carbon.base import as_utc
-from greengrader.errors import CarbonDataError, CasError
+from greengrader.errors import CasError
 from greengrader.scheduling.placement import Candidate, Placement, PlacementRequest
 from greengrader.settings import Settings
+from greengrader.times import as_utc, parse_instant
 
 PATH = "/carbon-aware-scheduler/"
 PROVIDER = "GreenGrader"
@@ -64,9 +64,9 @@ def _parse_time(text: Any) -> datetime:
     if not isinstance(text, str):
         raise CasError(f"CAS start time is not a string: {text!r}")
     try:
-        return as_utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
-    except (ValueError, CarbonDataError) as exc:
-        raise CasError(f"CAS start time {text!r} is not an ISO 8601 time with a zone: {exc}") from None
+        return parse_instant(text)
+    except ValueError as exc:
+        raise CasError(f"CAS start time {text!r} is not an ISO 8601 time: {exc}") from None
 
 
 def parse_response(doc: Any, req: PlacementRequest, regions: Sequence[str]) -> Placement:

@@ -21,7 +21,6 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from greengrader.carbon.base import as_utc
 from greengrader.context import Context
 from greengrader.errors import CarbonDataError, SchedulingError
 from greengrader.ops.metrics import count_decision
@@ -29,6 +28,7 @@ from greengrader.regions.registry import Region
 from greengrader.scheduling.cas_client import PATH, PROVIDER, location_id
 from greengrader.scheduling.cas_sources import PlacerPool
 from greengrader.scheduling.placement import Placement, PlacementRequest, Placer
+from greengrader.times import as_utc
 
 log = logging.getLogger(__name__)
 # Network energy per GB moved between regions (a round figure from the literature on WAN

@@ -17,10 +17,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from greengrader.carbon.base import as_utc
 from greengrader.models import Worker
 from greengrader.regions.registry import Region, RegionRegistry
 from greengrader.settings import Settings
+from greengrader.times import as_utc
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from greengrader.carbon import integral
-from greengrader.carbon.base import CarbonProvider, IntensitySeries, as_utc
+from greengrader.carbon.base import CarbonProvider, IntensitySeries
 from greengrader.errors import CarbonDataError, SchedulingError
 from greengrader.regions.registry import Region
 from greengrader.scheduling.policies import BoolArray, FloatArray, Policy
+from greengrader.times import as_utc
 
 J_PER_KWH = 3.6e6
 

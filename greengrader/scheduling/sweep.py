@@ -39,7 +39,6 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, insert, select, update
 from sqlalchemy.orm import Session
 
-from greengrader.carbon.base import as_utc
 from greengrader.context import Context
 from greengrader.errors import BrokerUnavailable, UnknownRegion
 from greengrader.grading.executors.base import Limits
@@ -53,6 +52,7 @@ from greengrader.scheduling.liveness import (
     worker_states,
 )
 from greengrader.scheduling.service import MOVED_OFF, send_grade, send_schedule
+from greengrader.times import as_utc
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,9 @@ import numpy as np
 import numpy.typing as npt
 
 from greengrader.carbon import integral
-from greengrader.carbon.base import CarbonProvider, IntensitySeries, as_utc
+from greengrader.carbon.base import CarbonProvider, IntensitySeries
 from greengrader.errors import CarbonDataError, SimulationError
+from greengrader.times import as_utc
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from greengrader.errors import ConfigError, TraceError
+from greengrader.times import parse_instant
 
 if TYPE_CHECKING:
     from greengrader.db import Database
@@ -110,12 +111,9 @@ class Trace:
 
 def _parse_time(text: str, where: str) -> float:
     try:
-        t = datetime.fromisoformat(text.strip())
+        return parse_instant(text).timestamp()
     except ValueError:
         raise TraceError(f"{where}: unreadable timestamp {text!r}") from None
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=UTC)
-    return t.timestamp()
 
 
 def from_csv(path: Path, *, default_runtime_s: float = 60.0) -> Trace:

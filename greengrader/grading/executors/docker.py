@@ -40,6 +40,7 @@ from greengrader.errors import ExecutorError
 from greengrader.grading.executors.base import ExecutionResult, Job, Limits, Outcome
 from greengrader.grading.executors.sandbox import SandboxChoice, choose, daemon_runtimes
 from greengrader.settings import Settings, get_settings
+from greengrader.times import parse_instant
 
 log = logging.getLogger(__name__)
 
@@ -497,16 +498,13 @@ def container_runtime(state: Mapping[str, Any]) -> float | None:
 
 
 def _parse_time(value: str) -> float | None:
-    """Docker's RFC 3339 timestamps carry nanoseconds, which ``fromisoformat`` rejects."""
+    """Epoch seconds of a Docker timestamp; None for its "never" (year 1) or nothing."""
     if not value or value.startswith("0001-"):
         return None
-    head, _, frac = value.rstrip("Z").partition(".")
     try:
-        base = datetime.fromisoformat(head).replace(tzinfo=UTC).timestamp()
+        return parse_instant(value).timestamp()
     except ValueError:
         return None
-    digits = "".join(ch for ch in frac if ch.isdigit())
-    return base + (float("0." + digits) if digits else 0.0)
 
 
 def classify(
