@@ -11,11 +11,13 @@ fault while it lasted. The figures of each case are printed (``FIGURES {...}``) 
 
 from __future__ import annotations
 
+import csv
 import os
 import signal
 import subprocess
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -245,25 +247,60 @@ def longest_queue_wait_s(p: Pipeline) -> float:
     return float(rows[0][0].total_seconds()) if rows and rows[0][0] is not None else 0.0
 
 
+def minute_carbon(directory: Path, dirty_until: datetime) -> None:
+    """One-minute carbon data: us-west dirty (400) until ``dirty_until`` and clean (50)
+    after, us-east a steady 300, so the policy holds us-west's jobs for the clean minutes."""
+    directory.mkdir(parents=True, exist_ok=True)
+    header = ["Datetime (UTC)", "Country", "Zone Name", "Zone Id",
+              "Carbon Intensity gCO₂eq/kWh (direct)", "Carbon Intensity gCO₂eq/kWh (LCA)"]
+    start = dirty_until.replace(second=0, microsecond=0) - timedelta(hours=6)
+    for zone, value in (("US-CAL-CISO", lambda t: 400 if t < dirty_until else 50), ("US-MIDA-PJM", lambda t: 300)):
+        with (directory / f"{zone}_minutes.csv").open("w", newline="", encoding="utf-8") as fh:
+            out = csv.writer(fh)
+            out.writerow(header)
+            for i in range(12 * 60):
+                t = start + timedelta(minutes=i)
+                out.writerow([f"{t:%Y-%m-%d %H:%M:%S}", "US", zone, zone, value(t), value(t)])
+
+
+def held_env(workdir: Path) -> dict[str, str]:
+    """Spatio-temporal placement over one-minute data whose next clean minute for us-west
+    is 25 to 85 s away, with the slack to wait for it."""
+    now = datetime.now(UTC)
+    dirty_until = now.replace(second=0, microsecond=0) + timedelta(minutes=1 if now.second < 35 else 2)
+    minute_carbon(workdir / "carbon", dirty_until)
+    return {**DEADLINE_ENV, "GREENGRADER_POLICY": "spatio-temporal", "GREENGRADER_MAX_DELAY_S": "150",
+            "GREENGRADER_CARBON_SOURCE": "dataset", "GREENGRADER_CARBON_DATA_DIR": str(workdir / "carbon"),
+            "GREENGRADER_CARBON_STEP_S": "60", "GREENGRADER_FORECAST": "oracle"}
+
+
 def test_deadline_burst_waits_many_times_every_timeout_and_is_graded_once(
-    pipeline_factory: Any, shared_dir: Path
+    pipeline_factory: Any, shared_dir: Path, tmp_path: Path
 ) -> None:
-    """One grading slot per region and a burst of real autograder runs: jobs wait in their
-    queue several times the old stuck threshold (limit + margin); none is re-sent,
-    counted as an attempt or errored, and each is graded once."""
-    p = pipeline_factory(concurrency=1, extra_env=DEADLINE_ENV)
+    """One grading slot per region and a burst of real autograder runs, most of it held for
+    a greener minute by spatio-temporal placement and then released at once: jobs wait in
+    their queue several times the old stuck threshold (limit + margin); none starts before
+    its decided time, none is re-sent, counted as an attempt or errored, each is graded once."""
+    p = pipeline_factory(concurrency=1, extra_env=held_env(tmp_path))
     graded = int(os.environ.get("GREENGRADER_FAULTS_DEADLINE_GRADED", "60"))
     b = make_burst(shared_dir, p.workdir, graded + 10, graded, first_id=5_000_000 + os.getpid() % 1000 * 1000)
     publisher = Publisher(p.topic, list(b.payloads.items()), rate=RATE).start()
     publisher.join()
     assert len(publisher.published) == len(b.payloads), publisher.errors
-    p.wait_settled(len(publisher.published), SETTLE_BOUND_S + 120)
+    p.wait_settled(len(publisher.published), SETTLE_BOUND_S + 240)
     waited = longest_queue_wait_s(p)
     threshold = 5 + 2  # the old sweep's "stuck": grade limit + margin (the lost-message grace is 3 s)
-    figures = Figures("deadline burst, queue wait many times every timeout",
+    held = int(p.query("SELECT count(*) FROM decision WHERE start_at > created_at + interval '10 seconds'")[0][0])
+    early = p.query(
+        "SELECT r.submission_id, r.started_at, d.start_at FROM result r JOIN decision d ON d.submission_id = "
+        "r.submission_id AND d.id = (SELECT max(id) FROM decision WHERE submission_id = r.submission_id) "
+        "WHERE r.started_at < d.start_at - interval '1 second'")
+    figures = Figures("deadline burst, held for a greener minute, queue wait many times every timeout",
                       extra={"longest_queue_wait_s": round(waited, 1), "stuck_threshold_s": threshold,
-                             "recoveries": recoveries(p)})
+                             "held": held, "recoveries": recoveries(p)})
     p.verify(figures, publisher.published, b)
+    assert held >= graded // 2, f"only {held} jobs were held for a greener minute"
+    assert not early, f"graded before their decided start: {early[:3]}"
     assert waited > 3 * threshold, f"the queue never waited long enough ({waited:.0f} s) to test anything"
     assert figures.extra["recoveries"] == 0, p.query("SELECT reason FROM status_event WHERE reason LIKE 'recovered:%' "
                                                      "OR reason LIKE 'its message%' LIMIT 5")
@@ -271,12 +308,14 @@ def test_deadline_burst_waits_many_times_every_timeout_and_is_graded_once(
     assert attempts == 1, attempts
 
 
-def test_region_going_dark_with_a_full_queue_moves_its_work(pipeline_factory: Any, shared_dir: Path) -> None:
-    """Every job is sent to us-west (static placement, no capacity limit); its only worker is
-    SIGKILLed with the queue full. Its queued jobs move to us-east, its running one is
-    recovered, all are graded once; when us-west comes back its old messages do nothing."""
-    env = {**DEADLINE_ENV, "GREENGRADER_POLICY": "static", "GREENGRADER_CAPACITY_AWARE": "false",
-           "GREENGRADER_REGION_DEAD_AFTER_S": "5"}
+def test_region_going_dark_with_a_full_queue_moves_its_work(
+    pipeline_factory: Any, shared_dir: Path, tmp_path: Path
+) -> None:
+    """Every job is held for us-west's greener minute (spatio-temporal placement, no capacity
+    limit) and released there at once; its only worker is SIGKILLed with the queue full. Its
+    queued jobs move to us-east, its running one is recovered, all are graded once; when
+    us-west comes back its old messages do nothing."""
+    env = {**held_env(tmp_path), "GREENGRADER_CAPACITY_AWARE": "false", "GREENGRADER_REGION_DEAD_AFTER_S": "5"}
     p = pipeline_factory(concurrency=1, extra_env=env)
     graded = int(os.environ.get("GREENGRADER_FAULTS_OUTAGE_GRADED", "20"))
     b = make_burst(shared_dir, p.workdir, graded, graded, first_id=6_000_000 + os.getpid() % 1000 * 1000)
@@ -285,7 +324,7 @@ def test_region_going_dark_with_a_full_queue_moves_its_work(pipeline_factory: An
     try:
         publisher.join()
         wait_until(lambda: (p.try_query("SELECT count(*) FROM submission WHERE status = 'queued' "
-                                        "AND region = 'us-west'") or [[0]])[0][0] >= 10, 60, "10 jobs queued in us-west")
+                                        "AND region = 'us-west'") or [[0]])[0][0] >= 10, 150, "10 jobs queued in us-west")
         p.grading_now(region="us-west")
         killed_at = time.monotonic()
         p.kill("us-west")
@@ -303,6 +342,9 @@ def test_region_going_dark_with_a_full_queue_moves_its_work(pipeline_factory: An
                       extra={"moved": moved, "graded_in_us_east": east})
     p.verify(figures, publisher.published, b)
     assert moved >= 9, moved
+    held = int(p.query("SELECT count(DISTINCT submission_id) FROM decision WHERE region = 'us-west' "
+                       "AND start_at > created_at + interval '10 seconds'")[0][0])
+    assert held >= graded // 2, f"only {held} jobs were held for us-west before it went dark"
     assert east >= moved
     decided_twice = p.query("SELECT count(*) FROM (SELECT submission_id FROM decision GROUP BY 1 HAVING count(*) > 1) d")
     assert int(decided_twice[0][0]) >= moved  # each moved job got a new decision saying why
