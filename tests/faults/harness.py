@@ -99,14 +99,14 @@ def make_burst(shared: Path, workdir: Path, n: int, graded: int, first_id: int) 
         gid = first_id + i
         real = len(graded_ids) < graded and i % every == 0
         source = fixture / "source" if real else broken
-        meta = _metadata(gid, GRADED_ASSIGNMENT if real else BROKEN_ASSIGNMENT)
+        meta = gradescope_metadata(gid, GRADED_ASSIGNMENT if real else BROKEN_ASSIGNMENT)
         payloads[gid] = build_payload(source, fixture / "submissions" / "correct", meta, {"score": 10.0, "tests": []})
         if real:
             graded_ids.add(gid)
     return Burst(payloads, graded_ids)
 
 
-def _metadata(gid: int, assignment: int) -> dict[str, Any]:
+def gradescope_metadata(gid: int, assignment: int) -> dict[str, Any]:
     return {
         "id": gid, "created_at": "2026-12-10T23:59:00.000000-08:00",
         "assignment": {"id": assignment, "course_id": 4343, "title": f"Fault {assignment}", "total_points": "10.0",

@@ -23,14 +23,18 @@ from typing import Any
 
 import pytest
 
+from greengrader.demo.examples import build_payload
 from tests.faults.conftest import start_dockerd
 from tests.faults.harness import (
+    GRADED_ASSIGNMENT,
     Burst,
     Figures,
     HealthSampler,
     Pipeline,
     Publisher,
     docker_up,
+    gradescope_metadata,
+    job_containers,
     make_burst,
     wait_until,
 )
@@ -348,3 +352,58 @@ def test_region_going_dark_with_a_full_queue_moves_its_work(
     assert east >= moved
     decided_twice = p.query("SELECT count(*) FROM (SELECT submission_id FROM decision GROUP BY 1 HAVING count(*) > 1) d")
     assert int(decided_twice[0][0]) >= moved  # each moved job got a new decision saying why
+
+
+def pool_children(pid: int) -> list[int]:
+    """The prefork pool processes of a Celery worker (its main process's children)."""
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(x) for x in out.split()]
+
+
+def test_a_job_that_kills_its_pool_process_every_time_ends_in_error(
+    pipeline_factory: Any, shared_dir: Path
+) -> None:
+    """A poison job: every time it is taken, the pool process grading it dies (SIGKILL, as
+    the kernel's OOM killer would). Celery redelivers it each time (late ack, reject on
+    worker lost); after ``max_attempts`` the claim ends it ``error`` instead of looping for
+    ever, and the worker keeps serving the next job."""
+    attempts = 3
+    p = pipeline_factory(concurrency=1, extra_env={
+        "GREENGRADER_POLICY": "static", "GREENGRADER_MAX_ATTEMPTS": str(attempts)})
+    fixture = shared_dir / "fixtures" / "gradescope" / "hello-python"
+    gid = 8_000_000 + os.getpid() % 1000 * 1000
+    poison = build_payload(fixture / "source", fixture / "submissions" / "infinite_loop",
+                           gradescope_metadata(gid, GRADED_ASSIGNMENT), {"score": 0.0, "tests": []})
+    healthy = build_payload(fixture / "source", fixture / "submissions" / "correct",
+                            gradescope_metadata(gid + 1, GRADED_ASSIGNMENT), {"score": 10.0, "tests": []})
+    worker = p.procs["us-west"].popen.pid
+    publisher = Publisher(p.topic, [(gid, poison)], rate=RATE).start()
+    publisher.join()
+    kills = 0
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        row = p.try_query(f"SELECT status, attempts FROM submission WHERE gradescope_id = {gid}")
+        status, tried = row[0] if row else (None, 0)
+        if status == "error":
+            break
+        if status == "running" and tried > kills:
+            p.grading_now(region="us-west")  # the container is up: the job is really being graded
+            for child in pool_children(worker):
+                os.kill(child, signal.SIGKILL)
+            kills += 1
+        time.sleep(0.1)
+    (status, reason, tried), = p.query(
+        f"SELECT status, status_reason, attempts FROM submission WHERE gradescope_id = {gid}")
+    assert status == "error", (status, reason, kills)
+    assert kills == attempts and tried == attempts, (kills, tried)
+    assert reason.startswith(f"gave up after {attempts} attempts"), reason
+    assert not p.query(f"SELECT 1 FROM result r JOIN submission s ON s.id = r.submission_id "
+                       f"WHERE s.gradescope_id = {gid} AND r.outcome = 'graded'")
+    # The same worker (never restarted) grades the next submission normally.
+    publisher = Publisher(p.topic, [(gid + 1, healthy)], rate=RATE).start()
+    publisher.join()
+    wait_until(lambda: (p.try_query(f"SELECT status FROM submission WHERE gradescope_id = {gid + 1}")
+                        or [[None]])[0][0] == "graded", 120, "the next submission to be graded")
+    assert p.procs["us-west"].starts == 1
+    # The containers the killed pool processes started do not outlive the worker's cleanup.
+    wait_until(lambda: not job_containers(p.prefix), 60, "the killed attempts' containers to be removed")
