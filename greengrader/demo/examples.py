@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
 
 
 def example_names(root: Path = EXAMPLES_DIR) -> list[str]:
