@@ -46,9 +46,6 @@ class Memo:
         value: T = self._values[key]
         return value
 
-    def __len__(self) -> int:
-        return len(self._values)
-
 
 @dataclass
 class Context:
