@@ -6,6 +6,7 @@ provider and Docker client are created on first use.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,6 +22,29 @@ if TYPE_CHECKING:
     from celery import Celery
 
 T = TypeVar("T")
+# Far more than the keys in use (placer, inventory, grading executor per node name, image
+# builder, power model, carbon provider, worker ids): the bound only stops a leak.
+MEMO_LIMIT = 32
+
+
+class Memo:
+    """Objects built on first use and kept, at most ``limit`` of them: past that, the least
+    recently used is dropped and built again if asked for (each is a cache of things that
+    can be rebuilt, never state that must survive)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._values: OrderedDict[str, Any] = OrderedDict()
+
+    def get(self, key: str, build: Callable[[], T]) -> T:
+        if key in self._values:
+            self._values.move_to_end(key)
+        else:
+            self._values[key] = build()
+            while len(self._values) > self.limit:
+                self._values.popitem(last=False)
+        value: T = self._values[key]
+        return value
 
 
 @dataclass
@@ -32,7 +56,7 @@ class Context:
     app: Celery | None = None
     # Objects built once per context on first use (the placer and its forecast cache, the
     # grading executor and image builder): their lifetime is the context's.
-    _memo: dict[str, Any] = field(default_factory=dict, repr=False)
+    _memo: Memo = field(default_factory=lambda: Memo(MEMO_LIMIT), repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, **kwargs: object) -> Context:
@@ -61,10 +85,7 @@ class Context:
 
     def memo(self, key: str, build: Callable[[], T]) -> T:
         """``build()`` once per context and key; later calls return the same object."""
-        if key not in self._memo:
-            self._memo[key] = build()
-        value: T = self._memo[key]
-        return value
+        return self._memo.get(key, build)
 
 
 _context: Context | None = None

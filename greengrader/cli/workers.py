@@ -49,7 +49,7 @@ def manifests() -> None:
     for `kubectl apply -f -`."""
     import yaml
 
-    from greengrader.grading.executors.kubernetes import iter_manifests
+    from greengrader.grading.executors.kube_manifests import iter_manifests
 
     click.echo(yaml.safe_dump_all(list(iter_manifests(get_settings())), sort_keys=False), nl=False)
 

@@ -171,11 +171,11 @@ def test_a_poisoned_job_ends_in_error_after_max_attempts(make_ctx: Any) -> None:
     (sid,) = add_submissions(ctx.db, 1, status=Status.QUEUED, region="us-west", dispatch=1)
     with ctx.db.transaction() as session:
         session.add(SubmissionPayload(submission_id=sid, data=b""))
-    from greengrader.grading.service import _claim
+    from greengrader.grading.claim import claim_submission
 
     for _ in range(ctx.settings.max_attempts):
-        assert _claim(ctx, sid, "t-poison", "w-us-west@test", 1) is not None  # then the process dies
-    assert _claim(ctx, sid, "t-poison", "w-us-west@test", 1) is None
+        assert claim_submission(ctx, sid, "t-poison", "w-us-west@test", 1) is not None  # then the process dies
+    assert claim_submission(ctx, sid, "t-poison", "w-us-west@test", 1) is None
     row = status_of(ctx.db, sid)
     assert row.status == "error" and f"gave up after {ctx.settings.max_attempts} attempts" in (row.status_reason or "")
 

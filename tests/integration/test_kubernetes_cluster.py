@@ -36,7 +36,8 @@ def test_grade_on_a_real_cluster() -> None:
     from kubernetes.client.exceptions import ApiException
 
     from greengrader.grading.executors.base import Job, Limits
-    from greengrader.grading.executors.kubernetes import KubernetesExecutor, iter_manifests
+    from greengrader.grading.executors.kube_manifests import iter_manifests
+    from greengrader.grading.executors.kubernetes import KubernetesExecutor
     from greengrader.settings import Settings
 
     settings = Settings()

@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from greengrader.grading.executors.base import Job, Limits
-from greengrader.grading.executors.kubernetes import (
+from greengrader.grading.executors.kube_log import parse_log
+from greengrader.grading.executors.kube_manifests import (
     INIT,
     MAIN,
     PAYLOAD_KEY,
     job_manifest,
     labels_for,
-    parse_log,
     payload_archive,
     secret_manifest,
 )

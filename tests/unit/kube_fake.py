@@ -40,7 +40,8 @@ from kubernetes.client import (
 )
 from kubernetes.client.exceptions import ApiException
 
-from greengrader.grading.executors.kubernetes import INIT, INIT_SCRIPT, MAIN, PAYLOAD_KEY, WRAPPER
+from greengrader.grading.executors.kube_log import WRAPPER
+from greengrader.grading.executors.kube_manifests import INIT, INIT_SCRIPT, MAIN, PAYLOAD_KEY
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 

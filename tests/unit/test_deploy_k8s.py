@@ -111,7 +111,7 @@ def test_grading_pods_get_no_network() -> None:
 
 
 def test_grading_label_matches_the_executor() -> None:
-    from greengrader.grading.executors import kubernetes as executor
+    from greengrader.grading.executors import kube_manifests as executor
 
     assert (executor.LABEL_ROLE, executor.ROLE_GRADER) == ("greengrader.io/role", "grader")
 

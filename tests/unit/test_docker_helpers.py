@@ -10,14 +10,10 @@ import pytest
 
 from greengrader.errors import ConfigError
 from greengrader.grading.executors import get_executor
+from greengrader.grading.executors.archive import job_tar
 from greengrader.grading.executors.base import MAX_TIMEOUT_S, Limits
-from greengrader.grading.executors.docker import (
-    DockerExecutor,
-    classify,
-    job_tar,
-    read_capped,
-    split_report,
-)
+from greengrader.grading.executors.docker import DockerExecutor, container_verdict
+from greengrader.grading.executors.docker_report import parse_stats, read_capped, split_report
 from greengrader.settings import load_settings
 
 NONCE = "abc123"
@@ -95,8 +91,8 @@ LIMITS = Limits(timeout_s=10, memory_mb=256, disk_mb=100)
         ((None, False, 3, 1.0, b'{"score": 1}', None), "graded", "exited with code 3"),
     ],
 )
-def test_classify_outcomes_and_messages(args: tuple, outcome: str, phrase: str) -> None:  # type: ignore[type-arg]
-    got, message, _ = classify(LIMITS, *args)
+def test_container_outcomes_and_messages(args: tuple, outcome: str, phrase: str) -> None:  # type: ignore[type-arg]
+    got, message, _ = container_verdict(LIMITS, *args)
     assert got == outcome and phrase in message
 
 
@@ -110,7 +106,5 @@ def test_get_executor_by_name_and_dotted_path() -> None:
 
 
 def test_cpu_time_from_the_shell_when_there_is_no_cgroupfs() -> None:
-    from greengrader.grading.executors.docker import parse_stats
-
     assert parse_stats(["rc=0", "ctimes=0m1.250000s,1m0.500000s"]) == {"rc": 0, "cpu_s": 61.75}
     assert parse_stats(["ctimes=garbage"]) == {}

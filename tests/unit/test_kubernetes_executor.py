@@ -16,12 +16,9 @@ from kubernetes.client import V1JobCondition, V1JobStatus
 from greengrader.errors import ExecutorError
 from greengrader.grading.executors import get_executor
 from greengrader.grading.executors.base import Job, Limits
-from greengrader.grading.executors.kubernetes import (
-    MAIN,
-    KubernetesExecutor,
-    log_limit_bytes,
-    parse_log,
-)
+from greengrader.grading.executors.kube_log import log_limit_bytes, parse_log
+from greengrader.grading.executors.kube_manifests import MAIN
+from greengrader.grading.executors.kubernetes import KubernetesExecutor
 from greengrader.settings import Settings
 from tests.unit.kube_fake import (
     Behaviour,
@@ -254,3 +251,14 @@ def test_parse_log_problems() -> None:
     assert "too large" in (parse_log(_block("n1", b"", state="too_large:99"), "n1").problem or "")
     cut = _block("n1", b'{"score": 1}').split("@@GG-END")[0]
     assert parse_log(cut, "n1").problem == "cut short in the log"
+
+
+def test_without_the_client_library_a_run_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from greengrader.errors import ConfigError
+
+    monkeypatch.setitem(sys.modules, "kubernetes", None)  # `import kubernetes` raises ImportError
+    executor = KubernetesExecutor(Settings(_env_file=None))  # type: ignore[call-arg]
+    with pytest.raises(ConfigError, match=r"pip install 'greengrader\[k8s\]'"):
+        executor.run(_job())

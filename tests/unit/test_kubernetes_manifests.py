@@ -16,7 +16,7 @@ import pytest
 from kubernetes.client import ApiClient, V1Job, V1NetworkPolicy, V1Secret
 
 from greengrader.grading.executors.base import Job, Limits
-from greengrader.grading.executors.kubernetes import (
+from greengrader.grading.executors.kube_manifests import (
     INIT,
     MAIN,
     PAYLOAD_KEY,

@@ -1,13 +1,9 @@
 """Run one autograder job in a hardened, throw-away Docker container (docker SDK).
 
-Gradescope semantics: ``/autograder/run_autograder`` runs as root with a writable
-``/autograder``. Isolation comes from the container, not from the user: no network, all
-capabilities dropped except the few a root autograder needs, ``no-new-privileges``, pids,
-memory (= memory + swap), CPU, file-size and open-file limits, a disk budget enforced by
-polling the container's writable layer, and a wall clock enforced by killing the container
-(``wait(timeout=)`` is only an HTTP read timeout). Strict mode (per assignment) adds a
-read-only root, a tmpfs ``/tmp`` and a non-root user; then ``/autograder`` is a per-job
-volume, because ``put_archive`` cannot write to a read-only root.
+The container's options are in ``docker_container`` and the wrapper that reports back on
+stdout in ``docker_report``. Here: a disk budget enforced by polling the container's
+writable layer, a wall clock enforced by killing the container (``wait(timeout=)`` is only
+an HTTP read timeout), and removal.
 
 Every container carries the labels ``greengrader.job`` and ``greengrader.worker`` and is
 removed in ``finally``; :meth:`DockerExecutor.janitor` removes leftovers after a crash.
@@ -17,16 +13,11 @@ The OCI runtime is gVisor's ``runsc`` where the daemon has it (executors/sandbox
 from __future__ import annotations
 
 import base64
-import binascii
 import contextlib
-import io
-import json
 import logging
 import socket
-import tarfile
 import time
 import uuid
-from collections.abc import Iterable, Mapping
 from concurrent import futures
 from datetime import UTC, datetime
 from typing import Any
@@ -34,70 +25,32 @@ from typing import Any
 import docker
 import requests
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
-from docker.types import LogConfig, Ulimit
 
 from greengrader.errors import ExecutorError
-from greengrader.grading.executors.base import ExecutionResult, Job, Limits, Outcome
+from greengrader.grading.executors.archive import job_tar
+from greengrader.grading.executors.base import ExecutionResult, Job, Limits
+from greengrader.grading.executors.docker_container import (
+    ENV_MAX_B64,
+    NOBODY,
+    container_options,
+    container_runtime,
+    docker_time,
+)
+from greengrader.grading.executors.docker_report import log_cap, read_capped, split_report
+from greengrader.grading.executors.outcome import RunEnd, Verdict, classify
 from greengrader.grading.executors.sandbox import SandboxChoice, choose, daemon_runtimes
 from greengrader.settings import Settings, get_settings
-from greengrader.times import parse_instant
 
 log = logging.getLogger(__name__)
 
 LABEL_JOB = "greengrader.job"
 EXIT_SIGTERM = 128 + 15
 LABEL_WORKER = "greengrader.worker"
-NOBODY = 65534
-# A root autograder copies files, chowns them to a student user and drops to it
-# (`su`/`runuser`), and kills what it started; nothing else is added back. With
-# no-new-privileges no setuid binary can regain what was dropped.
-ROOT_CAPS = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID", "KILL"]
 KILL_GRACE_S = 2.0  # the in-container `timeout -s KILL` fires first; the host kill is a backstop
 STALE_AFTER_S = 2400 + 600  # a container older than the longest possible job is a leftover
 # How long the daemon's runtimes are trusted: a runtime registered later (SIGHUP) is used
 # within a minute without restarting the worker.
 SANDBOX_RECHECK_S = 60.0
-
-ENV_FILES = "GREENGRADER_FILES"
-ENV_MAX_B64 = 96 * 1024  # below the kernel's 128 KiB per-string limit; larger jobs use put_archive
-
-# PID 1 is docker-init. The shell unpacks small jobs from the environment (no
-# put_archive round trip), runs the autograder under `timeout -s KILL`, then reports on
-# stdout, framed by a per-job nonce: results.json (base64, size-capped, regular files
-# only) and the container's cgroup CPU time and memory peak. Reading these from the log
-# stream avoids two get_archive calls, each of which mounts the container's filesystem.
-# $1 timeout (s), $2 nonce, $3 results cap (bytes).
-WRAPPER = r"""
-if [ -n "${GREENGRADER_FILES:-}" ]; then
-  printf %s "$GREENGRADER_FILES" | base64 -d | tar -x -C / || { echo "greengrader: cannot unpack the submission" >&2; exit 97; }
-fi
-unset GREENGRADER_FILES
-cd /autograder
-timeout -s KILL "$1" /autograder/run_autograder
-rc=$?
-g=/sys/fs/cgroup
-cpu=; mem=
-[ -r $g/cpuacct/cpuacct.usage ] && cpu="cpu_ns=$(cat $g/cpuacct/cpuacct.usage)"
-[ -r $g/memory/memory.max_usage_in_bytes ] && mem="mem_peak=$(cat $g/memory/memory.max_usage_in_bytes)"
-[ -r $g/cpu.stat ] && cpu="cpu_us=$(sed -n 's/^usage_usec //p' $g/cpu.stat)"
-[ -r $g/memory.peak ] && mem="mem_peak=$(cat $g/memory.peak)"
-# No cgroupfs (gVisor): the CPU time of the waited children, from the shell itself (no fork).
-if [ -z "$cpu" ] && times >/tmp/.greengrader-times 2>/dev/null; then
-  { read -r _ _; read -r cu cs; } </tmp/.greengrader-times && cpu="ctimes=$cu,$cs"
-fi
-r=/autograder/results/results.json
-if [ -L $r ]; then state="not-regular"; data=
-elif [ ! -e $r ]; then state="missing"; data=
-elif [ ! -f $r ]; then state="not-regular"; data=
-else
-  size=$(wc -c < $r)
-  if [ "$size" -gt "$3" ]; then state="too-large:$size"; data=
-  else state="ok"; data=$(base64 -w0 < $r)
-  fi
-fi
-printf '\n@@%s stats rc=%s %s %s\n@@%s results %s %s\n' "$2" "$rc" "$cpu" "$mem" "$2" "$state" "$data"
-exit $rc
-"""
 
 
 class DockerExecutor:
@@ -180,47 +133,9 @@ class DockerExecutor:
         return {LABEL_JOB: job.job_id, LABEL_WORKER: self.worker}
 
     def _create(self, job: Job, volume: str | None, nonce: str, packed: bytes | None, sandbox: SandboxChoice) -> Any:
-        limits = job.limits
-        memory = f"{limits.memory_mb}m"
-        options: dict[str, Any] = {
-            "command": ["/bin/sh", "-c", WRAPPER, "greengrader-run", str(int(limits.timeout_s)), nonce,
-                        str(limits.results_bytes)],
-            "environment": {ENV_FILES: packed.decode()} if packed else {},
-            "labels": self._labels(job),
-            "detach": True,
-            "init": True,
-            "network_mode": "none",
-            "cap_drop": ["ALL"],
-            "security_opt": ["no-new-privileges:true"],
-            "pids_limit": sandbox.pids_limit(limits.pids),
-            "mem_limit": memory,
-            "memswap_limit": memory,
-            "nano_cpus": int(limits.cpus * 1e9),
-            "oom_score_adj": 500,
-            "ulimits": [
-                Ulimit(name="fsize", soft=limits.fsize_mb << 20, hard=limits.fsize_mb << 20),
-                Ulimit(name="nofile", soft=limits.nofile, hard=limits.nofile),
-                Ulimit(name="core", soft=0, hard=0),
-            ],
-            "log_config": LogConfig(
-                # The daemon keeps at most two files of this size: the disk never fills
-                # and we read back at most ~2x the cap (the last part of the output).
-                type="json-file", config={"max-size": str(log_cap(limits)), "max-file": "2"}
-            ),
-            "working_dir": "/autograder",
-            "hostname": "autograder",
-        }
-        if sandbox.runtime:
-            options["runtime"] = sandbox.runtime
-        if limits.strict:
-            options |= {
-                "read_only": True,
-                "user": f"{NOBODY}:{NOBODY}",
-                "tmpfs": {"/tmp": f"size={limits.disk_mb}m,mode=1777,nosuid,nodev"},  # noqa: S108
-                "volumes": {volume: {"bind": "/autograder", "mode": "rw"}},
-            }
-        else:
-            options["cap_add"] = ROOT_CAPS
+        options = container_options(
+            job, labels=self._labels(job), volume=volume, nonce=nonce, packed=packed, sandbox=sandbox
+        )
         return self.client.containers.create(job.image, **options)
 
     def _execute(self, container: Any, job: Job, nonce: str, t0: float) -> ExecutionResult:
@@ -258,7 +173,7 @@ class DockerExecutor:
             details={"oom_killed": bool(state.get("OOMKilled")), "stopped": stopped, "reported": bool(stats),
                      "container_runtime_s": container_runtime(state)},
         )
-        result.outcome, result.message, result.results = classify(
+        result.outcome, result.message, result.results = container_verdict(
             limits, stopped, bool(state.get("OOMKilled")), state.get("ExitCode"),
             container_runtime(state) or runtime, raw, problem,
         )
@@ -337,7 +252,7 @@ class DockerExecutor:
         now = time.time()
         for container in self.client.containers.list(all=True, filters={"label": LABEL_JOB}):
             mine = container.labels.get(LABEL_WORKER) == self.worker
-            created = _parse_time(container.attrs.get("Created", ""))
+            created = docker_time(container.attrs.get("Created", ""))
             if everything or mine or (created is not None and now - created > STALE_AFTER_S):
                 try:
                     container.remove(force=True)
@@ -369,145 +284,17 @@ class DockerExecutor:
                 attrs = self.client.api.inspect_container(container.id)
                 state = attrs["State"]
                 if state.get("Status") == "created":
-                    since, wait = _parse_time(attrs.get("Created", "")), unstarted_after_s
+                    since, wait = docker_time(attrs.get("Created", "")), unstarted_after_s
                 else:
-                    since, wait = _parse_time(state.get("FinishedAt", "")), older_than_s
+                    since, wait = docker_time(state.get("FinishedAt", "")), older_than_s
                 if since is not None and now - since < wait:
                     continue
                 container.remove(force=True)
                 removed += 1
         return removed
 
-    def leftovers(self) -> list[str]:
-        """Names of containers carrying our job label (for tests and health)."""
-        return [c.name for c in self.client.containers.list(all=True, filters={"label": LABEL_JOB})]
 
-
-# --- helpers (pure where possible) ----------------------------------------------------------
-
-
-def job_tar(files: Mapping[str, bytes], *, uid: int = 0, prefix: str = "") -> bytes:
-    """An in-memory tar of the job's files plus the writable ``results/`` and stats dirs."""
-    buf = io.BytesIO()
-    dirs = {"submission", "results"}
-    for path in files:
-        parts = path.split("/")[:-1]
-        dirs.update("/".join(parts[: i + 1]) for i in range(len(parts)))
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name in sorted(dirs):
-            info = tarfile.TarInfo(prefix + name)
-            info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, 0o755, uid, uid
-            info.mtime = int(time.time())
-            tar.addfile(info)
-        for name, data in sorted(files.items()):
-            info = tarfile.TarInfo(prefix + name)
-            info.size, info.mode, info.uid, info.gid = len(data), 0o644, uid, uid
-            info.mtime = int(time.time())
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
-def log_cap(limits: Limits) -> int:
-    """Bytes of log kept per file: the output cap plus room for the base64 report."""
-    return limits.stdout_bytes + limits.results_bytes * 4 // 3 + 8192
-
-
-def read_capped(chunks: Iterable[bytes], cap: int) -> tuple[bytes, bool]:
-    """The last ``cap`` bytes of a stream (memory bounded by 2x cap); and whether any was cut."""
-    out = bytearray()
-    truncated = False
-    for chunk in chunks:
-        out += chunk
-        if len(out) > 2 * cap:
-            del out[: len(out) - cap]
-            truncated = True
-    if len(out) > cap:
-        del out[: len(out) - cap]
-        truncated = True
-    return bytes(out), truncated
-
-
-def split_report(log: bytes, nonce: str, cap: int) -> tuple[bytes, dict[str, Any], bytes | None, str | None]:
-    """Separate the wrapper's framed report from the autograder's output.
-
-    Returns (output, stats, results.json bytes or None, problem). The last report wins;
-    a student who prints a fake one could as well have written results.json (root).
-    """
-    marker = f"\n@@{nonce} stats ".encode()
-    at = log.rfind(marker)
-    if at < 0:
-        return log, {}, None, "missing (the autograder was killed before it finished)"
-    output, report = log[:at], log[at + 1 :]
-    stats: dict[str, Any] = {}
-    raw: bytes | None = None
-    problem: str | None = "missing"
-    for line in report.split(b"\n"):
-        parts = line.decode("ascii", errors="replace").split(" ")
-        if len(parts) < 2 or parts[0] != f"@@{nonce}":
-            continue
-        if parts[1] == "stats":
-            stats = parse_stats(parts[2:])
-        elif parts[1] == "results" and len(parts) >= 3:
-            raw, problem = _decode_report(parts[2], parts[3] if len(parts) > 3 else "", cap)
-    return output, stats, raw, problem
-
-
-def _decode_report(state: str, data: str, cap: int) -> tuple[bytes | None, str | None]:
-    if state == "ok":
-        try:
-            raw = base64.b64decode(data, validate=True)
-        except binascii.Error:
-            return None, "unreadable (its report was mangled by interleaved output)"
-        return (raw, None) if len(raw) <= cap else (None, f"too large (limit {cap} bytes)")
-    if state.startswith("too-large:"):
-        return None, f"too large ({state.partition(':')[2]} bytes, limit {cap})"
-    return None, {"missing": "missing", "not-regular": "not a regular file"}.get(state, state)
-
-
-def parse_stats(fields: list[str]) -> dict[str, Any]:
-    stats: dict[str, Any] = {}
-    for item in fields:
-        key, _, value = item.partition("=")
-        if key == "ctimes":
-            with contextlib.suppress(ValueError):
-                stats["cpu_s"] = sum(_shell_time(part) for part in value.strip().split(","))
-            continue
-        if not value.strip().isdigit():
-            continue
-        number = int(value.strip())
-        if key == "cpu_ns":
-            stats["cpu_s"] = number / 1e9
-        elif key == "cpu_us":
-            stats["cpu_s"] = number / 1e6
-        elif key in ("mem_peak", "rc"):
-            stats[key] = number
-    return stats
-
-
-def _shell_time(value: str) -> float:
-    """``1m2.500000s`` (the shell's ``times``) in seconds."""
-    minutes, _, seconds = value.partition("m")
-    return int(minutes) * 60 + float(seconds.rstrip("s"))
-
-
-def container_runtime(state: Mapping[str, Any]) -> float | None:
-    start, end = _parse_time(state.get("StartedAt", "")), _parse_time(state.get("FinishedAt", ""))
-    if start is None or end is None or end < start:
-        return None
-    return end - start
-
-
-def _parse_time(value: str) -> float | None:
-    """Epoch seconds of a Docker timestamp; None for its "never" (year 1) or nothing."""
-    if not value or value.startswith("0001-"):
-        return None
-    try:
-        return parse_instant(value).timestamp()
-    except ValueError:
-        return None
-
-
-def classify(
+def container_verdict(
     limits: Limits,
     stopped: str | None,
     oom_killed: bool,
@@ -515,41 +302,12 @@ def classify(
     runtime_s: float,
     raw: bytes | None,
     problem: str | None,
-) -> tuple[Outcome, str, dict[str, Any] | None]:
-    """Outcome and TA-readable message from what the container left behind."""
+) -> Verdict:
+    """The outcome of a container run: our disk-budget kill is Docker's own way to end;
+    ``timeout -s KILL`` firing shows as exit 124/137 after the whole time limit."""
     if stopped == "disk":
         return "failed", f"The autograder wrote more than {limits.disk_mb} MB to disk and was stopped.", None
     timed_out = stopped == "timeout" or (
         exit_code in (124, 137) and not oom_killed and runtime_s >= limits.timeout_s - 0.5
     )
-    if timed_out:
-        return "timeout", f"The autograder did not finish within {limits.timeout_s:g} s and was stopped.", None
-    results, why = decode_results(raw, problem)
-    if results is None:
-        if oom_killed:
-            return "oom", f"The autograder ran out of memory (limit {limits.memory_mb} MB) and was killed.", None
-        return "failed", f"{why} (autograder exit code {exit_code}).", None
-    notes = []
-    if oom_killed:
-        notes.append(f"a process ran out of memory (limit {limits.memory_mb} MB) and was killed")
-    if exit_code:
-        notes.append(f"run_autograder exited with code {exit_code}")
-    message = "Graded." + (" Note: " + "; ".join(notes) + "." if notes else "")
-    return "graded", message, results
-
-
-def decode_results(raw: bytes | None, problem: str | None) -> tuple[dict[str, Any] | None, str]:
-    if raw is None:
-        if problem == "missing":
-            return None, "The autograder did not write /autograder/results/results.json"
-        return None, f"/autograder/results/results.json is {problem}"
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return None, (
-            "results.json is not valid JSON — often the autograder printed into it "
-            f"({str(exc)[:120]}; starts with {raw[:60]!r})"
-        )
-    if not isinstance(data, dict):
-        return None, "results.json is not a JSON object"
-    return data, ""
+    return classify(limits, RunEnd(timed_out, oom_killed, exit_code, raw, problem))
