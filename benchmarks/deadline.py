@@ -150,7 +150,40 @@ def report(p: Pipeline, f: Figures, n: int, window: float, slots: int) -> float:
           f"max {max(waits, default=0):.1f} s  ({max(waits, default=0) / threshold:.1f}x the old stuck threshold "
           f"of {threshold} s)")
     print(f"drained          {f.drain_s} s after the last publish")
+    breakdown(p, slots)
     return throughput
+
+
+def breakdown(p: Pipeline, slots: int) -> None:
+    """Where a grading slot's time goes, job after job: waiting for the next message,
+    claiming it up to the container's start, the container (create -> exit), and storing."""
+    rows = p.query(
+        "SELECT r.region, run.at, r.started_at, r.finished_at, done.at FROM result r "
+        "JOIN status_event run ON run.id = (SELECT max(id) FROM status_event WHERE submission_id = r.submission_id "
+        "AND to_status = 'running') "
+        "JOIN status_event done ON done.submission_id = r.submission_id AND done.to_status = 'graded' "
+        "WHERE r.outcome = 'graded' AND r.started_at IS NOT NULL ORDER BY run.at")
+    parts: dict[str, list[float]] = {"next message": [], "claim -> container": [], "container": [],
+                                     "container -> stored": []}
+    last_done: dict[str, object] = {}
+    for region, running, started, finished, done in rows:
+        if slots == 2 and region in last_done:  # one slot per region: the gap since its last job
+            parts["next message"].append((running - last_done[region]).total_seconds())  # type: ignore[operator]
+        parts["claim -> container"].append((started - running).total_seconds())
+        parts["container"].append((finished - started).total_seconds())
+        parts["container -> stored"].append((done - finished).total_seconds())
+        last_done[region] = done
+    print("per job on a slot (median / mean s):  " + ",  ".join(
+        f"{name} {statistics.median(v):.3f} / {statistics.fmean(v):.3f}" for name, v in parts.items() if v))
+    again = p.query(
+        "SELECT e.reason, count(*) FROM status_event e WHERE e.to_status = 'queued' AND e.reason IS NOT NULL "
+        "AND EXISTS (SELECT 1 FROM status_event r WHERE r.submission_id = e.submission_id AND r.to_status = 'running' "
+        "AND r.id < e.id) GROUP BY 1 ORDER BY 2 DESC LIMIT 3")
+    print("taken again after a claim:  " + ("; ".join(f"{n} x {reason[:400]}" for reason, n in again) or "none"))
+    per_region = p.query("SELECT region, count(*), min(started_at), max(finished_at) FROM result "
+                         "WHERE outcome = 'graded' GROUP BY 1 ORDER BY 1")
+    print("graded per region:  " + ",  ".join(
+        f"{region} {n} ({(last - first).total_seconds():.0f} s busy span)" for region, n, first, last in per_region))
 
 
 if __name__ == "__main__":
