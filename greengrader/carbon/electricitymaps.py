@@ -6,11 +6,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from greengrader.carbon.base import BestSlot, IntensitySeries, best_of
+from greengrader.carbon.base import IntensitySeries
 from greengrader.carbon.http import HttpClient, require
 from greengrader.carbon.resample import from_points
 from greengrader.carbon.watttime import iso
@@ -72,8 +71,3 @@ class ElectricityMapsProvider:
         if not series.covers(max(series.start, as_utc(at)), end):
             raise ProviderError(f"electricitymaps: forecast for {zone} ends at {series.end.isoformat()}, before {end.isoformat()}")
         return series
-
-    def best(self, zones: Sequence[str], window_start: datetime, window_end: datetime,
-             duration_s: int) -> BestSlot:
-        horizon = max(int((as_utc(window_end) - as_utc(window_start)).total_seconds()), duration_s)
-        return best_of({z: self.forecast(z, window_start, horizon) for z in zones}, window_start, window_end, duration_s)

@@ -109,8 +109,6 @@ def test_electricitymaps_latest_history_range_forecast(httpserver: HTTPServer) -
     assert len(p.history("DE")) == 24
     s = p.series("DE", T, T + timedelta(hours=6))
     assert s.values.tolist() == [100, 101, 102, 103, 104, 105] and s.source == "electricitymaps:lifecycle"
-    slot = p.best(["DE"], T, T + timedelta(hours=6), 3600)
-    assert slot.start == T and slot.mean_intensity == 50
 
 
 def test_429_with_retry_after_is_honoured(httpserver: HTTPServer) -> None:
@@ -183,11 +181,10 @@ def test_failure_falls_back_to_the_next_provider(httpserver: HTTPServer, carbon_
 
 # --- Carbon Aware SDK web API ------------------------------------------------------------------
 
-def test_carbon_aware_sdk_emissions_forecast_and_best(httpserver: HTTPServer) -> None:
+def test_carbon_aware_sdk_emissions_and_forecast(httpserver: HTTPServer) -> None:
     rows = [{"location": "eastus", "time": (T + timedelta(hours=i)).isoformat(), "rating": 400.0 - i,
              "duration": "01:00:00"} for i in range(4)]
     httpserver.expect_request("/emissions/bylocations").respond_with_json(rows)
-    httpserver.expect_request("/emissions/bylocations/best").respond_with_json([rows[3]])
     forecast_doc = [{
         "generatedAt": T.isoformat(), "location": "eastus", "dataStartAt": T.isoformat(),
         "dataEndAt": (T + timedelta(hours=4)).isoformat(), "windowSize": 60,
@@ -205,11 +202,6 @@ def test_carbon_aware_sdk_emissions_forecast_and_best(httpserver: HTTPServer) ->
     assert s.values.tolist() == [400, 399, 398, 397] and s.step_s == 3600
     fc = p.forecast("eastus", T, 3600)
     assert fc.forecast and fc.values[1] == 321.0
-    slot = p.best(["eastus", "westus"], T, T + timedelta(hours=4), 3600)
-    assert (slot.zone, slot.start, slot.mean_intensity) == ("westus", T, 290.0)
-    req = next(r for r, _ in httpserver.log if r.path == "/emissions/forecasts/current" and "windowSize" in r.args)
-    assert req.args.getlist("location") == ["eastus", "westus"] and req.args["windowSize"] == "60"
-    assert p.best_historical(["eastus"], T, T + timedelta(hours=4)).mean_intensity == 397.0
 
 
 def test_carbon_aware_sdk_non_list_is_an_error(httpserver: HTTPServer) -> None:
