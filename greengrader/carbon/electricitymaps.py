@@ -1,6 +1,6 @@
 """Electricity Maps API v3: average (lifecycle by default) carbon intensity.
 
-``carbon-intensity/latest``, ``/history`` (last 24 h), ``/past-range`` (any window) and
+``carbon-intensity/latest``, ``/past-range`` (any window) and
 ``/forecast``; the token goes in the ``auth-token`` header.
 """
 
@@ -55,10 +55,6 @@ class ElectricityMapsProvider:
     def latest(self, zone: str) -> float:
         doc = self._get("/v3/carbon-intensity/latest", {"zone": zone})
         return float(require(doc, "carbonIntensity", provider=self.name))
-
-    def history(self, zone: str) -> IntensitySeries:
-        doc = self._get("/v3/carbon-intensity/history", {"zone": zone})
-        return self._series(zone, require(doc, "history", provider=self.name), forecast=False)
 
     def series(self, zone: str, start: datetime, end: datetime) -> IntensitySeries:
         doc = self._get("/v3/carbon-intensity/past-range", {"zone": zone, "start": iso(start), "end": iso(end)})

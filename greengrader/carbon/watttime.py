@@ -70,14 +70,6 @@ class WattTimeProvider:
         doc = self._get("/v3/region-from-loc", {"latitude": lat, "longitude": lon, "signal_type": self.signal_type})
         return str(require(doc, "region", provider=self.name))
 
-    def signal_index(self, zone: str) -> float:
-        """The current percentile (0-100) of the signal in ``zone``."""
-        doc = self._get("/v3/signal-index", {"region": zone, "signal_type": self.signal_type})
-        data = require(doc, "data", provider=self.name)
-        if not data:
-            raise ProviderError(f"watttime: empty signal index for {zone}")
-        return float(data[-1]["value"])
-
     def _series(self, zone: str, doc: Any, points: list[dict[str, Any]], *, forecast: bool) -> IntensitySeries:
         meta = doc.get("meta", {}) if isinstance(doc, dict) else {}
         units = str(meta.get("units", "lbs_co2_per_mwh"))

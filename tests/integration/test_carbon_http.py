@@ -55,8 +55,6 @@ def test_watttime_historical_forecast_region_and_index(httpserver: HTTPServer) -
     httpserver.expect_request("/v3/forecast", headers=auth).respond_with_json({"data": points, "meta": meta})
     httpserver.expect_request("/v3/region-from-loc").respond_with_json(
         {"region": "CAISO_NORTH", "region_full_name": "California ISO Northern", "signal_type": "co2_moer"})
-    httpserver.expect_request("/v3/signal-index").respond_with_json(
-        {"data": [{"point_time": T.isoformat(), "value": 42.0}], "meta": {"units": "percentile"}})
 
     s = provider.series("CAISO_NORTH", T, T + timedelta(hours=2))
     assert s.signal == "marginal" and s.step_s == 300 and len(s) == 24
@@ -64,7 +62,6 @@ def test_watttime_historical_forecast_region_and_index(httpserver: HTTPServer) -
     fc = provider.forecast("CAISO_NORTH", T, 3600)
     assert fc.forecast and fc.at(T) == pytest.approx(1000 * LBS_PER_MWH_TO_G_PER_KWH)
     assert provider.region_from_loc(37.8, -122.3) == "CAISO_NORTH"
-    assert provider.signal_index("CAISO_NORTH") == 42.0
     hist = next(r for r, _ in httpserver.log if r.path == "/v3/historical")
     assert hist.args["region"] == "CAISO_NORTH" and hist.args["start"] == "2022-06-01T00:00:00Z"
     logins = [r for r, _ in httpserver.log if r.path == "/login"]
@@ -94,19 +91,16 @@ def emaps(httpserver: HTTPServer, **kw: Any) -> ElectricityMapsProvider:
     return ElectricityMapsProvider(client(httpserver, "electricitymaps", **kw), "secret-token")
 
 
-def test_electricitymaps_latest_history_range_forecast(httpserver: HTTPServer) -> None:
+def test_electricitymaps_latest_range_forecast(httpserver: HTTPServer) -> None:
     hdr = {"auth-token": "secret-token"}
     httpserver.expect_request("/v3/carbon-intensity/latest", headers=hdr).respond_with_json(
         {"zone": "DE", "carbonIntensity": 302, "datetime": "2022-06-01T00:00:00.000Z", "emissionFactorType": "lifecycle"})
-    httpserver.expect_request("/v3/carbon-intensity/history", headers=hdr).respond_with_json(
-        {"zone": "DE", "history": hourly_points(24, "datetime", "carbonIntensity")})
     httpserver.expect_request("/v3/carbon-intensity/past-range", headers=hdr).respond_with_json(
         {"zone": "DE", "data": hourly_points(6, "datetime", "carbonIntensity")})
     httpserver.expect_request("/v3/carbon-intensity/forecast", headers=hdr).respond_with_json(
         {"zone": "DE", "forecast": hourly_points(24, "datetime", "carbonIntensity", base=50)})
     p = emaps(httpserver)
     assert p.latest("DE") == 302
-    assert len(p.history("DE")) == 24
     s = p.series("DE", T, T + timedelta(hours=6))
     assert s.values.tolist() == [100, 101, 102, 103, 104, 105] and s.source == "electricitymaps:lifecycle"
 
