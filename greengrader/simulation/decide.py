@@ -47,9 +47,12 @@ Choice = tuple[IntArray, IntArray, FloatArray]
 #: ``decide(jobs, remaining)``: choices for ``jobs`` given the free starts per (region, step)
 #: (``None``: no capacity limit).
 Decide = Callable[[IntArray, "IntArray | None"], Choice]
-#: Cells of one exact-candidate cube (jobs x regions x starts) decided at once: bounds the
+#: Cells of one exact-candidate cube (jobs x regions x starts) priced at once: bounds the
 #: memory of traces made of long runs.
 CUBE_CELLS = 1 << 22
+#: Jobs whose exact costs capacity rounds keep (a round re-decides the jobs after the first
+#: claim that no longer fitted; earlier ones are committed and never asked again).
+CACHED_JOBS = 4096
 
 
 @dataclass(frozen=True, eq=False)
@@ -101,6 +104,11 @@ class PolicyDecider:
         self.policy, self.forecast, self.grid, self.win = policy, forecast, grid, win
         self.margin = margin
         self._on_grid = win.on_grid(policy.temporal)
+        # At most this many candidates per job: the window ends, and a start and an end on
+        # each boundary the window reaches.
+        self._width = 2 * int(win.n_starts.max()) + 3 if len(win.w0) else 1
+        self._cubes: dict[int, tuple[FloatArray, FloatArray]] = {}
+        self._off = np.nonzero(~self._on_grid)[0]
 
     @property
     def guarded(self) -> bool:
@@ -158,30 +166,69 @@ class PolicyDecider:
 
     # -- every other job -------------------------------------------------------------------
     def _exact(self, jobs: IntArray, remaining: IntArray | None) -> Choice:
+        if remaining is None:  # one pass over these jobs: nothing to reuse
+            parts = [self._pick(chunk, *self._cube(chunk)[:2], None) for chunk in self._chunks(jobs)]
+        else:  # capacity rounds decide the same jobs again: price each one once
+            parts = [self._pick(jobs, *self._cached_cube(jobs), remaining)]
+        region, start = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        placed = region >= 0
+        step = np.where(placed, self.grid.step_index(np.where(placed, start, self.grid.start_s)), NO_CHOICE)
+        return region, step, start
+
+    def _chunks(self, jobs: IntArray) -> list[IntArray]:
+        per = max(1, CUBE_CELLS // (len(self.grid.regions) * self._width))
+        return [jobs[i: i + per] for i in range(0, jobs.size, per)]
+
+    def _cube(self, jobs: IntArray) -> tuple[FloatArray, FloatArray, IntArray]:
+        """Candidate starts ``[J, S]`` (padding: ``w0``), their cost ``[J, R, S]`` (padding:
+        inf) and each job's number of candidates (first in its row)."""
         win = self.win
         w1 = win.w1[jobs] if self.policy.temporal else win.w0[jobs]
         starts = integral.candidate_matrix(self.grid.start_s, self.grid.step_s, win.w0[jobs], w1, win.runtime[jobs])
-        per = max(1, CUBE_CELLS // (len(self.grid.regions) * starts.shape[1]))
-        out = [self._exact_block(jobs[i: i + per], starts[i: i + per], remaining) for i in range(0, jobs.size, per)]
-        region, start = np.concatenate([o[0] for o in out]), np.concatenate([o[1] for o in out])
-        step = np.where(region >= 0, self.grid.step_index(np.where(region >= 0, start, self.grid.start_s)), NO_CHOICE)
-        return region, step, start
-
-    def _exact_block(self, jobs: IntArray, starts: FloatArray, remaining: IntArray | None) -> tuple[IntArray, FloatArray]:
-        grid, n_regions = self.grid, len(self.grid.regions)
         known = np.isfinite(starts)
-        starts = np.where(known, starts, self.win.w0[jobs][:, None])  # padding: priced, never chosen
-        means = self._means(jobs, starts)  # [J, R, S]
-        ok = np.broadcast_to(known[:, None, :], means.shape)
-        steps = np.minimum(grid.step_index(starts), grid.n_steps - 1)
+        starts = np.where(known, starts, win.w0[jobs][:, None])
+        costs = self._means(jobs, starts)
         if self.guarded:
-            ahead = np.minimum(steps - self.win.first[jobs][:, None], int(self.win.n_starts.max()) - 1)
-            err = self.errors()[self.win.first[jobs][:, None, None], np.arange(n_regions)[None, :, None],
-                                ahead[:, None, :]]
-            means = means * (1.0 + self.margin * err)
+            steps = self.grid.step_index(starts)
+            ahead = np.minimum(steps - win.first[jobs][:, None], int(win.n_starts.max()) - 1)
+            regions = np.arange(len(self.grid.regions))[None, :, None]
+            costs = costs * (1.0 + self.margin * self.errors()[win.first[jobs][:, None, None], regions, ahead[:, None, :]])
+        out: FloatArray = np.where(known[:, None, :], costs, np.inf)
+        return starts, out, known.sum(axis=1)
+
+    def _cached_cube(self, jobs: IntArray) -> tuple[FloatArray, FloatArray]:
+        """:meth:`_cube` for capacity rounds, from per-job rows priced once."""
+        cache = self._cubes
+        if len(cache) + jobs.size > max(CACHED_JOBS, 2 * jobs.size):
+            cache.clear()
+        missing = np.array([j for j in jobs.tolist() if j not in cache], dtype=np.int64)
+        if missing.size:
+            # Rounds move forward in arrival order: price the next off-grid jobs now too,
+            # in one batch instead of a few per round.
+            lo = int(np.searchsorted(self._off, missing.min()))
+            ahead = [j for j in self._off[lo: lo + CACHED_JOBS // 2].tolist() if j not in cache]
+            missing = np.union1d(missing, np.array(ahead, dtype=np.int64))
+        for chunk in self._chunks(missing):
+            starts, costs, counts = self._cube(chunk)
+            for i, (j, k) in enumerate(zip(chunk.tolist(), counts.tolist(), strict=True)):
+                cache[j] = (starts[i, :k], costs[i, :, :k])
+        rows = [cache[j] for j in jobs.tolist()]
+        width = max(len(r[0]) for r in rows)
+        starts = np.repeat(self.win.w0[jobs][:, None], width, axis=1)
+        out = np.full((jobs.size, len(self.grid.regions), width), np.inf)
+        for i, (s, c) in enumerate(rows):
+            starts[i, : s.size], out[i, :, : s.size] = s, c
+        return starts, out
+
+    def _pick(
+        self, jobs: IntArray, starts: FloatArray, costs: FloatArray, remaining: IntArray | None,
+    ) -> tuple[IntArray, FloatArray]:
+        """The policy's choice on a cube of exact candidates: region and start per job."""
+        ok = None
         if remaining is not None:
-            ok = ok & (remaining[:, steps] > 0).transpose(1, 0, 2)
-        r, s = self.policy.choose(means, ok, jobs=jobs, regions=grid.regions)
+            steps = np.minimum(self.grid.step_index(starts), self.grid.n_steps - 1)
+            ok = (remaining[:, steps] > 0).transpose(1, 0, 2)
+        r, s = self.policy.choose(costs, ok, jobs=jobs, regions=self.grid.regions)
         chosen = starts[np.arange(jobs.size), np.maximum(s, 0)]
         return r, np.where(r >= 0, chosen, np.nan)
 
