@@ -1,8 +1,9 @@
 """What placement takes and gives: a job's request, a region's load, and the decision
 (:class:`Placement`, with the :class:`Candidate` detail stored for ``explain``).
 
-These are scheduling's own types: the online placer, the CAS client and service, the
-scheduling service and the web views share them.
+These are scheduling's own types (the carbon package knows nothing of them): the online
+placer, the CAS client and service and the scheduling service share them; ``explain`` and
+the web views read what ``Placement.candidates_json`` stored in the Decision row.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from greengrader.carbon.energy import (
     energy_kwh,
     lookup_tdp,
     power_model,
+    run_kwh,
 )
 from greengrader.carbon.store import CarbonStore
 
@@ -55,6 +56,14 @@ def test_energy_on_known_inputs() -> None:
     assert energy_kwh(36, 2, 360, pm, pue=1.5) == pytest.approx(1080 / 3.6e6)
     with pytest.raises(ValueError):
         energy_kwh(-1, 0, 0, pm, 1.2)
+
+
+def test_one_energy_model_for_floats_and_arrays() -> None:
+    # 5 W for an hour behind a PUE of 1.2 = 6 Wh; element-wise over a trace.
+    assert run_kwh(3600.0, 5.0, 1.2) == pytest.approx(0.006)
+    assert run_kwh(np.array([3600.0, 1800.0]), 5.0, 1.2).tolist() == pytest.approx([0.006, 0.003])
+    pm = power_model("x", 1, tdp_w=10.0, memory_w_per_gb=0.5)
+    assert energy_kwh(36, 2, 360, pm, pue=1.5) == pytest.approx(run_kwh(36, 10.0, 1.5) + run_kwh(360, 1.0, 1.5))
 
 
 def test_emissions_integrate_over_the_actual_window() -> None:
