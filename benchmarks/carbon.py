@@ -1,8 +1,8 @@
 """Carbon data benchmark: load all 64 Electricity Maps zone-years, then answer 100 000 queries.
 
 Prints: first parse (CSV) time, cached load time per zone-year (target < 50 ms), and the
-time for 100 000 window-mean queries and 100 000 best-slot queries (scalar API calls, as
-the scheduler makes them) plus the vectorised window mean used by the simulator.
+time for 100 000 window-mean queries (scalar API calls) plus the vectorised window mean
+used by the simulator. Start-time searches are measured by ``benchmarks/schedule.py``.
 
     .venv/bin/python benchmarks/carbon.py [--queries 100000] [--home DIR]
 """
@@ -15,12 +15,12 @@ import random
 import statistics
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-from greengrader.carbon.base import IntensitySeries, best_of
+from greengrader.carbon.base import IntensitySeries
 from greengrader.carbon.dataset import DatasetProvider
 from greengrader.carbon.store import CarbonStore
 
@@ -81,19 +81,6 @@ def main() -> None:
         series[z].mean_over_many(arr, 1800)
     dt = time.perf_counter() - t
     print(f"{n} window means x {len(zones)} zones (vectorised): {dt * 1000:.1f} ms")
-
-    t = time.perf_counter()
-    for s in starts:
-        cand = rng.sample(zones, 5)
-        best_of({z: series[z] for z in cand}, s, s + timedelta(hours=12), 3600)
-    dt = time.perf_counter() - t
-    print(f"{n} best-slot queries (5 zones, 12 h window, 1 h job): {dt:.2f} s, {dt / n * 1e6:.1f} us/query")
-
-    t = time.perf_counter()
-    for s in starts[: n // 10]:
-        provider.best(rng.sample(zones, 5), s, s + timedelta(hours=12), 3600)
-    dt = time.perf_counter() - t
-    print(f"{n // 10} DatasetProvider.best calls (with forecast step): {dt:.2f} s, {dt / (n // 10) * 1e6:.1f} us/query")
 
 
 if __name__ == "__main__":

@@ -36,8 +36,9 @@ from greengrader.carbon.dataset import DatasetProvider
 from greengrader.carbon.store import CarbonStore
 from greengrader.regions.registry import Region
 from greengrader.scheduling.cas_client import PATH
-from greengrader.scheduling.placement import PlacementRequest, Placer
+from greengrader.scheduling.placement import Placer
 from greengrader.scheduling.policies import get_policy
+from greengrader.scheduling.types import PlacementRequest
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("GREENGRADER_SHARED_DIR", REPO.parent / "shared"))

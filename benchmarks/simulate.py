@@ -21,14 +21,10 @@ import numpy as np
 
 from greengrader.carbon.dataset import DatasetProvider
 from greengrader.carbon.store import CarbonStore
-from greengrader.simulation.engine import (
-    SimulationConfig,
-    Windows,
-    capacity_per_region,
-    run_policy,
-    simulate,
-)
+from greengrader.simulation.decide import Windows
+from greengrader.simulation.engine import capacity_per_region, run_policy, simulate
 from greengrader.simulation.grid import CarbonGrid
+from greengrader.simulation.runs import SimulationConfig
 from greengrader.simulation.traces import ArrivalModel
 
 REPO = Path(__file__).resolve().parent.parent

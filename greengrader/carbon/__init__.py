@@ -9,13 +9,13 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from greengrader.carbon.base import BestSlot, CarbonProvider, IntensitySeries, Signal
+from greengrader.carbon.base import CarbonProvider, IntensitySeries, Signal
 from greengrader.errors import ConfigError
 
 if TYPE_CHECKING:
     from greengrader.settings import Settings
 
-__all__ = ["PROVIDERS", "BestSlot", "CarbonProvider", "IntensitySeries", "Signal", "get_provider"]
+__all__ = ["PROVIDERS", "CarbonProvider", "IntensitySeries", "Signal", "get_provider"]
 
 # Short name -> "module:Class". Imported lazily so unused providers cost nothing.
 PROVIDERS: dict[str, str] = {

@@ -7,7 +7,6 @@ All times are timezone-aware UTC ``datetime``; values are gCO2eq/kWh.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -148,15 +147,6 @@ class IntensitySeries:
         return kwh * self.mean_over(start, duration_s)
 
 
-@dataclass(frozen=True)
-class BestSlot:
-    """Where and when a job of a given duration has the lowest mean intensity."""
-
-    zone: str
-    start: datetime
-    mean_intensity: float
-
-
 @runtime_checkable
 class CarbonProvider(Protocol):
     """A source of carbon intensity (data set, HTTP API, embedded averages)."""
@@ -170,31 +160,6 @@ class CarbonProvider(Protocol):
     def forecast(self, zone: str, at: datetime, horizon_s: int) -> IntensitySeries:
         """Intensity expected over ``[at, at + horizon_s)`` as known at ``at``."""
         ...
-
-    def best(
-        self, zones: Sequence[str], window_start: datetime, window_end: datetime, duration_s: int
-    ) -> BestSlot:
-        """Lowest-mean (zone, start) for a job that runs inside the window."""
-        ...
-
-
-def best_of(
-    series_by_zone: Mapping[str, IntensitySeries],
-    window_start: datetime,
-    window_end: datetime,
-    duration_s: float,
-) -> BestSlot:
-    """Shared ``best`` implementation over already-fetched series (ties: first zone, earliest)."""
-    ws, we = epoch_s(window_start), epoch_s(window_end)
-    best: BestSlot | None = None
-    for zone, s in series_by_zone.items():
-        # The run must end by the window end; a window shorter than the run starts at once.
-        t, mean = integral.best_start(s.start_s, s.step_s, s.values, s._cum, ws, max(ws, we - duration_s), duration_s)
-        if best is None or mean < best.mean_intensity - 1e-9:
-            best = BestSlot(zone, datetime.fromtimestamp(t, UTC), mean)
-    if best is None:
-        raise CarbonDataError("best(): no zones given")
-    return best
 
 
 def constant_series(

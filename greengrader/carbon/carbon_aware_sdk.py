@@ -1,18 +1,16 @@
 """Green Software Foundation Carbon Aware SDK, web API flavour.
 
-``GET /emissions/bylocations`` (history), ``/emissions/bylocations/best`` (the lowest
-historical point) and ``/emissions/forecasts/current`` (forecast plus the optimal window of
-``windowSize`` minutes). Ratings are gCO2eq/kWh.
+``GET /emissions/bylocations`` (history) and ``/emissions/forecasts/current`` (forecast).
+Ratings are gCO2eq/kWh.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from greengrader.carbon.base import BestSlot, IntensitySeries
-from greengrader.carbon.formats import parse_time
+from greengrader.carbon.base import IntensitySeries
 from greengrader.carbon.http import HttpClient
 from greengrader.carbon.resample import from_points
 from greengrader.carbon.watttime import iso
@@ -64,15 +62,13 @@ class CarbonAwareSdkProvider:
         except (KeyError, TypeError, ValueError) as exc:
             raise ProviderError(f"carbon-aware-sdk: malformed emissions data: {exc}") from None
 
-    def _forecasts(self, zones: Sequence[str], start: datetime, end: datetime, window_min: int | None) -> list[dict[str, Any]]:
+    def _forecasts(self, zones: Sequence[str], start: datetime, end: datetime) -> list[dict[str, Any]]:
         params: dict[str, Any] = {"location": list(zones), "dataStartAt": iso(start), "dataEndAt": iso(end)}
-        if window_min:
-            params["windowSize"] = window_min
         return self._list("/emissions/forecasts/current", params)
 
     def forecast(self, zone: str, at: datetime, horizon_s: int) -> IntensitySeries:
         end = as_utc(at) + timedelta(seconds=max(horizon_s, 1))
-        docs = self._forecasts([zone], at, end, None)
+        docs = self._forecasts([zone], at, end)
         try:
             points = docs[0]["forecastData"]
             return from_points(zone, [str(p["timestamp"]) for p in points], [float(p["value"]) for p in points],
@@ -80,25 +76,3 @@ class CarbonAwareSdkProvider:
                                step_s=_duration_s(points[0].get("duration")) if points else None, forecast=True)
         except (KeyError, IndexError, TypeError, ValueError) as exc:
             raise ProviderError(f"carbon-aware-sdk: malformed forecast: {exc}") from None
-
-    def best(self, zones: Sequence[str], window_start: datetime, window_end: datetime,
-             duration_s: int) -> BestSlot:
-        """The SDK's optimal window (``windowSize`` = the job's duration in minutes)."""
-        docs = self._forecasts(zones, window_start, window_end, max(1, -(-duration_s // 60)))
-        optimal = [p for d in docs for p in d.get("optimalDataPoints", [])]
-        if not optimal:
-            raise ProviderError("carbon-aware-sdk: no optimal data points in the forecast")
-        try:
-            best = min(optimal, key=lambda p: float(p["value"]))
-            return BestSlot(str(best["location"]), datetime.fromtimestamp(parse_time(str(best["timestamp"])), UTC),
-                            float(best["value"]))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ProviderError(f"carbon-aware-sdk: malformed optimal data points: {exc}") from None
-
-    def best_historical(self, zones: Sequence[str], start: datetime, end: datetime) -> BestSlot:
-        rows = self._list("/emissions/bylocations/best", {"location": list(zones), "time": iso(start), "toTime": iso(end)})
-        if not rows:
-            raise ProviderError("carbon-aware-sdk: no best location returned")
-        r = rows[0]
-        return BestSlot(str(r["location"]), datetime.fromtimestamp(parse_time(str(r["time"])), UTC),
-                        float(r["rating"]))

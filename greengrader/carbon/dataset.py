@@ -12,12 +12,12 @@ replayed in the latest year the zone's data cover.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from greengrader.carbon import sample
-from greengrader.carbon.base import BestSlot, IntensitySeries, best_of
+from greengrader.carbon.base import IntensitySeries
 from greengrader.carbon.forecast import (
     DEFAULT_METHOD,
     ERROR_WINDOW_DAYS,
@@ -147,14 +147,6 @@ class DatasetProvider:
         lo = max(0, u - history)
         err = relative_error(series.values[None, lo: u + 1], self.forecast_method, h, step)
         return [float(x) for x in err[-1, 0].tolist()]
-
-    def best(
-        self, zones: Sequence[str], window_start: datetime, window_end: datetime, duration_s: int
-    ) -> BestSlot:
-        horizon = int((as_utc(window_end) - as_utc(window_start)).total_seconds())
-        horizon = max(horizon, duration_s)
-        by_zone = {z: self.forecast(z, window_start, horizon) for z in zones}
-        return best_of(by_zone, window_start, window_end, duration_s)
 
     # -- "now" for historical data ---------------------------------------------------------
     def now(self, zone: str | None = None) -> datetime:

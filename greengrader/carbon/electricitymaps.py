@@ -1,16 +1,15 @@
 """Electricity Maps API v3: average (lifecycle by default) carbon intensity.
 
-``carbon-intensity/latest``, ``/history`` (last 24 h), ``/past-range`` (any window) and
+``carbon-intensity/latest``, ``/past-range`` (any window) and
 ``/forecast``; the token goes in the ``auth-token`` header.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from greengrader.carbon.base import BestSlot, IntensitySeries, best_of
+from greengrader.carbon.base import IntensitySeries
 from greengrader.carbon.http import HttpClient, require
 from greengrader.carbon.resample import from_points
 from greengrader.carbon.watttime import iso
@@ -57,10 +56,6 @@ class ElectricityMapsProvider:
         doc = self._get("/v3/carbon-intensity/latest", {"zone": zone})
         return float(require(doc, "carbonIntensity", provider=self.name))
 
-    def history(self, zone: str) -> IntensitySeries:
-        doc = self._get("/v3/carbon-intensity/history", {"zone": zone})
-        return self._series(zone, require(doc, "history", provider=self.name), forecast=False)
-
     def series(self, zone: str, start: datetime, end: datetime) -> IntensitySeries:
         doc = self._get("/v3/carbon-intensity/past-range", {"zone": zone, "start": iso(start), "end": iso(end)})
         return self._series(zone, require(doc, "data", provider=self.name), forecast=False)
@@ -72,8 +67,3 @@ class ElectricityMapsProvider:
         if not series.covers(max(series.start, as_utc(at)), end):
             raise ProviderError(f"electricitymaps: forecast for {zone} ends at {series.end.isoformat()}, before {end.isoformat()}")
         return series
-
-    def best(self, zones: Sequence[str], window_start: datetime, window_end: datetime,
-             duration_s: int) -> BestSlot:
-        horizon = max(int((as_utc(window_end) - as_utc(window_start)).total_seconds()), duration_s)
-        return best_of({z: self.forecast(z, window_start, horizon) for z in zones}, window_start, window_end, duration_s)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -27,10 +26,9 @@ from typing import Any
 
 import pycountry
 
-from greengrader.carbon.base import BestSlot, IntensitySeries, constant_series
+from greengrader.carbon.base import IntensitySeries, constant_series
 from greengrader.errors import CarbonDataError
 from greengrader.settings import Settings
-from greengrader.times import as_utc
 
 LBS_PER_MWH_TO_G_PER_KWH = 453.59237 / 1000.0
 
@@ -153,12 +151,3 @@ class EmbeddedProvider:
 
     def forecast(self, zone: str, at: datetime, horizon_s: int) -> IntensitySeries:
         return self._flat(zone, at, at + timedelta(seconds=max(horizon_s, 1)), forecast=True)
-
-    def best(
-        self, zones: Sequence[str], window_start: datetime, window_end: datetime, duration_s: int
-    ) -> BestSlot:
-        if not zones:
-            raise CarbonDataError("best(): no zones given")
-        # Flat series: the earliest start is as good as any.
-        zone = min(zones, key=lambda z: annual_average(z).value)
-        return BestSlot(zone, as_utc(window_start), annual_average(zone).value)

@@ -1,7 +1,9 @@
-"""Energy and emissions of one grading job, from figures the executor measures.
+"""The energy model, and the energy and emissions of one grading job from figures the
+executor measures.
 
 energy (kWh) = (CPU core-seconds x W per core + memory GB x W per GB x wall seconds) x PUE
-/ 3.6e6. W per core is the CPU model's TDP (codecarbon's maintained ``cpu_power.csv``,
+/ 3.6e6 (:func:`run_kwh` is that product for one power draw: the placer's and the
+simulator's estimates and accounting's charges all go through it). W per core is the CPU model's TDP (codecarbon's maintained ``cpu_power.csv``,
 read through ``importlib.resources``) divided by its core count; an unknown model falls
 back to ``FALLBACK_TDP_W`` per socket. Memory draws ``memory_w_per_gb`` (codecarbon's
 3 W per 8 GB by default).
@@ -22,9 +24,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 from importlib import resources
+from typing import Any, overload
 
-from greengrader.carbon.base import CarbonProvider, epoch_s
-from greengrader.errors import CarbonDataError
+from greengrader.carbon.base import CarbonProvider, FloatArray
 from greengrader.settings import Settings
 
 J_PER_KWH = 3.6e6
@@ -113,13 +115,23 @@ def worker_power_model(settings: Settings) -> PowerModel:
                        memory_w_per_gb=settings.memory_w_per_gb)
 
 
+@overload
+def run_kwh(seconds: float, watts: float, pue: float) -> float: ...
+@overload
+def run_kwh(seconds: FloatArray, watts: float | FloatArray, pue: float) -> FloatArray: ...
+def run_kwh(seconds: Any, watts: Any, pue: float) -> Any:
+    """Energy (kWh, facility side) of drawing ``watts`` for ``seconds`` behind ``pue``;
+    element-wise on arrays (the simulator prices a whole trace at once)."""
+    return seconds * watts * pue / J_PER_KWH
+
+
 def energy_kwh(cpu_seconds: float, memory_gb: float, wall_seconds: float, power: PowerModel, pue: float) -> float:
     """Energy of a job that used ``cpu_seconds`` of CPU (summed over cores) and held
     ``memory_gb`` (e.g. the peak or mean working set) for ``wall_seconds``."""
     if min(cpu_seconds, memory_gb, wall_seconds) < 0 or pue < 1:
         raise ValueError("cpu_seconds, memory_gb and wall_seconds must be >= 0, pue >= 1")
-    joules = cpu_seconds * power.watts_per_core + memory_gb * power.memory_w_per_gb * wall_seconds
-    return joules * pue / J_PER_KWH
+    cpu = run_kwh(cpu_seconds, power.watts_per_core, pue)
+    return cpu + run_kwh(wall_seconds, memory_gb * power.memory_w_per_gb, pue)
 
 
 def emissions_g(provider: CarbonProvider, zone: str, start: datetime, wall_seconds: float, kwh: float) -> float:
@@ -129,13 +141,3 @@ def emissions_g(provider: CarbonProvider, zone: str, start: datetime, wall_secon
     end = start + timedelta(seconds=wall_seconds)
     return provider.series(zone, start, end).integrate_g(start, wall_seconds, kwh)
 
-
-def expected_emissions_g(
-    provider: CarbonProvider, zone: str, decided_at: datetime, start: datetime, runtime_s: float, kwh: float,
-) -> float:
-    """Expected gCO2eq at decision time: the forecast issued at ``decided_at`` over the planned run."""
-    if epoch_s(start) < epoch_s(decided_at):
-        raise CarbonDataError("a planned start cannot precede the decision")
-    horizon = int(epoch_s(start) - epoch_s(decided_at) + max(runtime_s, 1)) + 1
-    fc = provider.forecast(zone, decided_at, horizon)
-    return fc.integrate_g(start, max(runtime_s, 0.0), kwh) if runtime_s > 0 else kwh * fc.at(start)

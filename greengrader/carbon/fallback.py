@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TypeVar
 
-from greengrader.carbon.base import BestSlot, CarbonProvider, IntensitySeries
+from greengrader.carbon.base import CarbonProvider, IntensitySeries
 from greengrader.errors import CarbonDataError
 
 log = logging.getLogger(__name__)
@@ -43,8 +43,3 @@ class FallbackProvider:
 
     def forecast(self, zone: str, at: datetime, horizon_s: int) -> IntensitySeries:
         return self._first(lambda p: p.forecast(zone, at, horizon_s))
-
-    def best(
-        self, zones: Sequence[str], window_start: datetime, window_end: datetime, duration_s: int
-    ) -> BestSlot:
-        return self._first(lambda p: p.best(zones, window_start, window_end, duration_s))

@@ -5,10 +5,13 @@ A series is a step function on a regular grid (``values[..., k]`` holds over
 ``t`` and lasts ``r`` seconds is ``(F(t + r) - F(t)) / r`` with ``F`` the running integral,
 which is piecewise linear in ``t``. Its minimum over a start window ``[w0, w1]`` therefore
 lies where the run's *start* or *end* meets a step boundary, or at a window end:
-:func:`candidate_starts` enumerates exactly those, :func:`best_start` picks among them.
+:func:`candidate_matrix` (many windows) and :func:`interior_list` (one, in plain floats)
+enumerate exactly those, and the lowest mean among them is the optimum (the policy kernels
+take it, with their tie rule: lowest region, then earliest start).
 
 Everything here takes plain arrays so the data-set series, the online placer's stacked
-forecasts, the simulator's grid and energy accounting share one implementation.
+forecasts, the simulator's grid (its decisions and its charges) and energy accounting
+share one implementation.
 """
 
 from __future__ import annotations
@@ -154,17 +157,10 @@ def interior_candidates(origin_s: float, step_s: float, w0: float, w1: float, du
     return np.unique(both[(both > w0) & (both < w1)])
 
 
-def candidate_starts(origin_s: float, step_s: float, w0: float, w1: float, duration_s: float) -> FloatArray:
-    """Every start at which the mean over ``[t, t + duration)`` can be minimal for
-    ``t`` in ``[w0, w1]``: the window ends and the interior starts of
-    :func:`interior_candidates`. Sorted; the first is ``w0``."""
-    inner = interior_candidates(origin_s, step_s, w0, w1, duration_s)
-    tail = [w1] if w1 > w0 else []
-    return np.concatenate([[w0], inner, tail])
-
-
 def candidate_matrix(origin_s: float, step_s: float, w0: FloatArray, w1: FloatArray, duration_s: FloatArray) -> FloatArray:
-    """:func:`candidate_starts` for many windows at once ``[J, S]``, sorted per row with NaN
+    """Every start at which the mean over ``[t, t + duration)`` can be minimal for ``t`` in
+    ``[w0, w1]``, for many windows at once ``[J, S]``: the window ends and the interior
+    starts of :func:`interior_candidates`. Sorted per row (the first is ``w0``) with NaN
     padding at the end (a row may repeat a start; equal starts cost the same)."""
     w0, w1, d = (np.asarray(x, dtype=np.float64) for x in (w0, w1, duration_s))
     d = np.maximum(d, 0.0)
@@ -186,12 +182,3 @@ def candidate_matrix(origin_s: float, step_s: float, w0: FloatArray, w1: FloatAr
     keep = int(np.max(np.sum(np.isfinite(out), axis=1))) if out.size else 1
     return out[:, : max(keep, 1)]
 
-
-def best_start(
-    origin_s: float, step_s: float, values: FloatArray, cum: FloatArray, w0: float, w1: float, duration_s: float,
-) -> tuple[float, float]:
-    """The earliest start in ``[w0, w1]`` with the lowest mean, and that mean."""
-    starts = candidate_starts(origin_s, step_s, w0, w1, duration_s)
-    means = mean_intensity(origin_s, step_s, values, cum, starts, duration_s)
-    i = int(np.argmin(means))
-    return float(starts[i]), float(means[i])

@@ -16,13 +16,12 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from greengrader.carbon.formats import EmissionFactor, Format, RawSeries, detect_format, parse_file
+from greengrader.carbon.formats import EmissionFactor, Format, RawSeries, parse_file
 from greengrader.errors import CarbonDataError
 
 log = logging.getLogger(__name__)
@@ -194,12 +193,3 @@ def _atomic_write(path: Path, data: bytes) -> None:
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
     os.replace(tmp, path)
-
-
-def detect(path: Path) -> Format:
-    """Re-exported for the CLI: the format ``path`` would be parsed as."""
-    return detect_format(path)
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)

@@ -8,11 +8,10 @@ return gCO2/kWh (x 0.4536) with signal ``marginal``.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from greengrader.carbon.base import BestSlot, IntensitySeries, best_of
+from greengrader.carbon.base import IntensitySeries
 from greengrader.carbon.http import HttpClient, require
 from greengrader.carbon.resample import from_points
 from greengrader.errors import ProviderAuthError, ProviderError
@@ -71,14 +70,6 @@ class WattTimeProvider:
         doc = self._get("/v3/region-from-loc", {"latitude": lat, "longitude": lon, "signal_type": self.signal_type})
         return str(require(doc, "region", provider=self.name))
 
-    def signal_index(self, zone: str) -> float:
-        """The current percentile (0-100) of the signal in ``zone``."""
-        doc = self._get("/v3/signal-index", {"region": zone, "signal_type": self.signal_type})
-        data = require(doc, "data", provider=self.name)
-        if not data:
-            raise ProviderError(f"watttime: empty signal index for {zone}")
-        return float(data[-1]["value"])
-
     def _series(self, zone: str, doc: Any, points: list[dict[str, Any]], *, forecast: bool) -> IntensitySeries:
         meta = doc.get("meta", {}) if isinstance(doc, dict) else {}
         units = str(meta.get("units", "lbs_co2_per_mwh"))
@@ -109,8 +100,3 @@ class WattTimeProvider:
         if series.end < end:
             raise ProviderError(f"watttime: forecast for {zone} ends at {series.end.isoformat()}, before {end.isoformat()}")
         return series
-
-    def best(self, zones: Sequence[str], window_start: datetime, window_end: datetime,
-             duration_s: int) -> BestSlot:
-        horizon = max(int((as_utc(window_end) - as_utc(window_start)).total_seconds()), duration_s)
-        return best_of({z: self.forecast(z, window_start, horizon) for z in zones}, window_start, window_end, duration_s)

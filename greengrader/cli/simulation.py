@@ -167,9 +167,10 @@ def simulate_cmd(
         return
     from rich.progress import Progress
 
-    from greengrader.simulation.engine import DEFAULT_POLICIES, SimulationConfig, simulate
+    from greengrader.simulation.engine import simulate
     from greengrader.simulation.grid import CarbonGrid
     from greengrader.simulation.metrics import to_dict
+    from greengrader.simulation.runs import DEFAULT_POLICIES, SimulationConfig
 
     t0, t1 = _when(start), _when(end)
     trace = _trace(trace_kind, t0, t1, count, seed, tz)

@@ -22,7 +22,7 @@ from tenacity import (
 )
 
 from greengrader.errors import CasError
-from greengrader.scheduling.placement import Candidate, Placement, PlacementRequest
+from greengrader.scheduling.types import Candidate, Placement, PlacementRequest
 from greengrader.settings import Settings
 from greengrader.times import as_utc, parse_instant
 

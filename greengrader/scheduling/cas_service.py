@@ -27,7 +27,8 @@ from greengrader.ops.metrics import count_decision
 from greengrader.regions.registry import Region
 from greengrader.scheduling.cas_client import PATH, PROVIDER, location_id
 from greengrader.scheduling.cas_sources import PlacerPool
-from greengrader.scheduling.placement import Placement, PlacementRequest, Placer
+from greengrader.scheduling.placement import Placer
+from greengrader.scheduling.types import Placement, PlacementRequest
 from greengrader.times import as_utc
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,7 @@ class Ranking(BaseModel):
     candidates: list[str]
 
 
-class Decision(BaseModel):
+class CasDecision(BaseModel):
     """c3lab's response (documentation only: the request body's fields are echoed too)."""
 
     model_config = ConfigDict(extra="allow")
@@ -287,7 +288,7 @@ def create_app(placer: Placer | PlacerPool, regions: list[Region], clock: Callab
             return JSONResponse({"detail": "internal error"}, status_code=500)
 
     responses: dict[int | str, dict[str, Any]] = {
-        200: {"model": Decision, "description": "The ranking and the chosen start time"},
+        200: {"model": CasDecision, "description": "The ranking and the chosen start time"},
         400: {"model": ErrorBody, "description": "No viable candidate"},
         422: {"model": ErrorBody, "description": "The body is not a valid request"},
         500: {"model": ErrorBody, "description": "An internal error (never a traceback)"},

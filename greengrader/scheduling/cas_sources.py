@@ -5,11 +5,11 @@ actual values (false, where the provider has them: data sets)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from greengrader.carbon import PROVIDERS
-from greengrader.carbon.base import BestSlot, CarbonProvider, IntensitySeries
+from greengrader.carbon.base import CarbonProvider, IntensitySeries
 from greengrader.errors import CarbonDataError, ConfigError
 from greengrader.scheduling.placement import Placer
 
@@ -32,9 +32,6 @@ class _Actuals:
             return self.provider.forecast(zone, at, horizon_s)
         return IntensitySeries(actual.zone, actual.start, actual.step_s, actual.values, actual.signal,
                                actual.source, forecast=False)
-
-    def best(self, zones: Sequence[str], window_start: datetime, window_end: datetime, duration_s: int) -> BestSlot:
-        return self.provider.best(zones, window_start, window_end, duration_s)
 
     def now(self, zone: str | None = None) -> datetime:
         replay = getattr(self.provider, "now", None)

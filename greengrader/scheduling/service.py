@@ -24,14 +24,9 @@ from greengrader.errors import BrokerUnavailable, GreengraderError, NotFound, Sc
 from greengrader.models import Decision, Status, Submission
 from greengrader.ops.metrics import count_decision
 from greengrader.scheduling.liveness import RegionLiveness, live_view, region_liveness
-from greengrader.scheduling.placement import (
-    Placement,
-    PlacementRequest,
-    Placer,
-    RegionLoad,
-    runtime_estimate,
-)
+from greengrader.scheduling.placement import Placer, runtime_estimate
 from greengrader.scheduling.policies import get_policy
+from greengrader.scheduling.types import Placement, PlacementRequest, RegionLoad
 
 if TYPE_CHECKING:
     from greengrader.scheduling.cas_client import CasClient

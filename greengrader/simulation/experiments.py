@@ -17,9 +17,10 @@ import numpy as np
 
 from greengrader.carbon.base import CarbonProvider
 from greengrader.carbon.forecast import DEFAULT_METHOD
-from greengrader.simulation.engine import SimulationConfig, simulate
+from greengrader.simulation.engine import simulate
 from greengrader.simulation.grid import CarbonGrid
 from greengrader.simulation.metrics import to_dict
+from greengrader.simulation.runs import SimulationConfig
 from greengrader.simulation.traces import ArrivalModel
 
 #: The thesis's figures for carbon-optimal placement (spatial only, no slack).

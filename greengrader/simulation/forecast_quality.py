@@ -18,8 +18,9 @@ import numpy as np
 
 from greengrader.carbon.base import IntensitySeries
 from greengrader.carbon.forecast import mape
-from greengrader.simulation.engine import SimulationConfig, simulate
+from greengrader.simulation.engine import simulate
 from greengrader.simulation.grid import CarbonGrid
+from greengrader.simulation.runs import SimulationConfig
 from greengrader.simulation.traces import ArrivalModel, Trace
 
 METHODS: tuple[str, ...] = ("persistence", "seasonal-day", "seasonal-week", "blend", "ridge")

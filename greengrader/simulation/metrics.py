@@ -7,15 +7,14 @@ import math
 from collections import Counter
 from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
 
-if TYPE_CHECKING:
-    from greengrader.simulation.engine import Run, SimulationResult
-    from greengrader.simulation.traces import Trace
+from greengrader.simulation.runs import Run, SimulationResult
+from greengrader.simulation.traces import Trace
 
 IntArray = npt.NDArray[np.int64]
 SCHEMA = "greengrader.simulation/1"

@@ -103,9 +103,6 @@ class Trace:
         return Trace(self.arrival_s + seconds, self.runtime_s, self.assignment,
                      self.deadline_s + seconds, self.assignments, self.source)
 
-    def assignment_names(self) -> list[str]:
-        return [self.assignments[i] for i in self.assignment]
-
 
 # -- CSV ---------------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ BENCHMARKS = REPO / "benchmarks"
 
 # script -> (tiny arguments, text its output must contain)
 SMOKE: dict[str, tuple[list[str], str]] = {
-    "carbon.py": (["--queries", "200"], "best-slot queries"),
+    "carbon.py": (["--queries", "200"], "zones (vectorised)"),
     "simulate.py": (["--jobs", "2000"], "full simulate()"),
     "schedule.py": (["--seconds", "0.5", "--clients", "1", "--workers", "1"], "through CAS HTTP"),
     "ingest.py": (["-n", "30", "--size", "5000", "--publishers", "1"], "load_1min_at_start"),

@@ -55,8 +55,6 @@ def test_watttime_historical_forecast_region_and_index(httpserver: HTTPServer) -
     httpserver.expect_request("/v3/forecast", headers=auth).respond_with_json({"data": points, "meta": meta})
     httpserver.expect_request("/v3/region-from-loc").respond_with_json(
         {"region": "CAISO_NORTH", "region_full_name": "California ISO Northern", "signal_type": "co2_moer"})
-    httpserver.expect_request("/v3/signal-index").respond_with_json(
-        {"data": [{"point_time": T.isoformat(), "value": 42.0}], "meta": {"units": "percentile"}})
 
     s = provider.series("CAISO_NORTH", T, T + timedelta(hours=2))
     assert s.signal == "marginal" and s.step_s == 300 and len(s) == 24
@@ -64,7 +62,6 @@ def test_watttime_historical_forecast_region_and_index(httpserver: HTTPServer) -
     fc = provider.forecast("CAISO_NORTH", T, 3600)
     assert fc.forecast and fc.at(T) == pytest.approx(1000 * LBS_PER_MWH_TO_G_PER_KWH)
     assert provider.region_from_loc(37.8, -122.3) == "CAISO_NORTH"
-    assert provider.signal_index("CAISO_NORTH") == 42.0
     hist = next(r for r, _ in httpserver.log if r.path == "/v3/historical")
     assert hist.args["region"] == "CAISO_NORTH" and hist.args["start"] == "2022-06-01T00:00:00Z"
     logins = [r for r, _ in httpserver.log if r.path == "/login"]
@@ -94,23 +91,18 @@ def emaps(httpserver: HTTPServer, **kw: Any) -> ElectricityMapsProvider:
     return ElectricityMapsProvider(client(httpserver, "electricitymaps", **kw), "secret-token")
 
 
-def test_electricitymaps_latest_history_range_forecast(httpserver: HTTPServer) -> None:
+def test_electricitymaps_latest_range_forecast(httpserver: HTTPServer) -> None:
     hdr = {"auth-token": "secret-token"}
     httpserver.expect_request("/v3/carbon-intensity/latest", headers=hdr).respond_with_json(
         {"zone": "DE", "carbonIntensity": 302, "datetime": "2022-06-01T00:00:00.000Z", "emissionFactorType": "lifecycle"})
-    httpserver.expect_request("/v3/carbon-intensity/history", headers=hdr).respond_with_json(
-        {"zone": "DE", "history": hourly_points(24, "datetime", "carbonIntensity")})
     httpserver.expect_request("/v3/carbon-intensity/past-range", headers=hdr).respond_with_json(
         {"zone": "DE", "data": hourly_points(6, "datetime", "carbonIntensity")})
     httpserver.expect_request("/v3/carbon-intensity/forecast", headers=hdr).respond_with_json(
         {"zone": "DE", "forecast": hourly_points(24, "datetime", "carbonIntensity", base=50)})
     p = emaps(httpserver)
     assert p.latest("DE") == 302
-    assert len(p.history("DE")) == 24
     s = p.series("DE", T, T + timedelta(hours=6))
     assert s.values.tolist() == [100, 101, 102, 103, 104, 105] and s.source == "electricitymaps:lifecycle"
-    slot = p.best(["DE"], T, T + timedelta(hours=6), 3600)
-    assert slot.start == T and slot.mean_intensity == 50
 
 
 def test_429_with_retry_after_is_honoured(httpserver: HTTPServer) -> None:
@@ -183,11 +175,10 @@ def test_failure_falls_back_to_the_next_provider(httpserver: HTTPServer, carbon_
 
 # --- Carbon Aware SDK web API ------------------------------------------------------------------
 
-def test_carbon_aware_sdk_emissions_forecast_and_best(httpserver: HTTPServer) -> None:
+def test_carbon_aware_sdk_emissions_and_forecast(httpserver: HTTPServer) -> None:
     rows = [{"location": "eastus", "time": (T + timedelta(hours=i)).isoformat(), "rating": 400.0 - i,
              "duration": "01:00:00"} for i in range(4)]
     httpserver.expect_request("/emissions/bylocations").respond_with_json(rows)
-    httpserver.expect_request("/emissions/bylocations/best").respond_with_json([rows[3]])
     forecast_doc = [{
         "generatedAt": T.isoformat(), "location": "eastus", "dataStartAt": T.isoformat(),
         "dataEndAt": (T + timedelta(hours=4)).isoformat(), "windowSize": 60,
@@ -205,11 +196,6 @@ def test_carbon_aware_sdk_emissions_forecast_and_best(httpserver: HTTPServer) ->
     assert s.values.tolist() == [400, 399, 398, 397] and s.step_s == 3600
     fc = p.forecast("eastus", T, 3600)
     assert fc.forecast and fc.values[1] == 321.0
-    slot = p.best(["eastus", "westus"], T, T + timedelta(hours=4), 3600)
-    assert (slot.zone, slot.start, slot.mean_intensity) == ("westus", T, 290.0)
-    req = next(r for r, _ in httpserver.log if r.path == "/emissions/forecasts/current" and "windowSize" in r.args)
-    assert req.args.getlist("location") == ["eastus", "westus"] and req.args["windowSize"] == "60"
-    assert p.best_historical(["eastus"], T, T + timedelta(hours=4)).mean_intensity == 397.0
 
 
 def test_carbon_aware_sdk_non_list_is_an_error(httpserver: HTTPServer) -> None:

@@ -22,8 +22,9 @@ from greengrader.errors import CasError
 from greengrader.regions.registry import load_regions
 from greengrader.scheduling.cas_client import CasClient
 from greengrader.scheduling.cas_service import create_app
-from greengrader.scheduling.placement import PlacementRequest, Placer
+from greengrader.scheduling.placement import Placer
 from greengrader.scheduling.policies import SpatioTemporal
+from greengrader.scheduling.types import PlacementRequest
 
 START = datetime(2023, 5, 10, 18, 30, tzinfo=UTC)
 REGIONS = list(load_regions())

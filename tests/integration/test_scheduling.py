@@ -52,8 +52,8 @@ def test_due_submission_goes_to_the_greenest_region_queue(
 
 def _delayed_time(ctx: Context) -> datetime:
     """A decision time (from the real data) at which waiting up to 6 h is greener."""
-    from greengrader.scheduling.placement import PlacementRequest
     from greengrader.scheduling.service import build_placer
+    from greengrader.scheduling.types import PlacementRequest
 
     placer = build_placer(ctx)
     for hour in range(0, 24 * 14, 5):

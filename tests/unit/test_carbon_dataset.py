@@ -63,24 +63,6 @@ def test_multi_year_series_and_window(store: CarbonStore) -> None:
         provider.series("XX", T, T + timedelta(hours=1))
 
 
-def test_best_with_oracle_is_the_true_minimum(store: CarbonStore) -> None:
-    provider = DatasetProvider(store, forecast="oracle")
-    slot = provider.best(list(ZONES), T, T + timedelta(hours=24), 3600)
-    brute = min(
-        (provider.full(z).mean_over(T + timedelta(hours=h), 3600), z, h) for z in ZONES for h in range(24)
-    )
-    assert slot.mean_intensity == pytest.approx(brute[0]) and slot.zone == brute[1]
-    assert slot.start == T + timedelta(hours=brute[2])
-
-
-def test_best_without_foresight_uses_only_the_past(store: CarbonStore) -> None:
-    provider = DatasetProvider(store, forecast="persistence")
-    slot = provider.best(list(ZONES), T, T + timedelta(hours=24), 3600)
-    # Persistence is flat: the best is the zone with the lowest last known hour, started now.
-    last = {z: provider.full(z).at(T - timedelta(hours=1)) for z in ZONES}
-    assert slot.zone == min(last, key=last.__getitem__) and slot.start == T
-
-
 def test_forecast_methods(store: CarbonStore) -> None:
     full = DatasetProvider(store).full("US-CAL-CISO")
     at = T + timedelta(minutes=30)  # mid-hour: the hour in progress is the nowcast
@@ -126,8 +108,6 @@ def test_embedded_averages_from_codecarbon() -> None:
     assert "california" in s.source
     assert annual_average("FR").value < annual_average("DE-LU").value  # nuclear vs coal/gas
     assert annual_average("gcp:europe-west1").basis.startswith("codecarbon cloud")
-    slot = provider.best(["US-TEX-ERCO", "CA-ON"], T, T + timedelta(hours=5), 600)
-    assert slot.zone == "CA-ON" and slot.start == T
     with pytest.raises(CarbonDataError, match="no embedded average"):
         annual_average("ZZZ-NOWHERE")
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from greengrader.carbon.base import IntensitySeries, best_of, constant_series
+from greengrader.carbon.base import IntensitySeries, constant_series
 from greengrader.errors import CarbonDataError
 
 T0 = datetime(2022, 1, 1, tzinfo=UTC)
@@ -56,24 +56,6 @@ def test_window_aligns_to_grid_and_converts_timezones() -> None:
 def test_naive_datetimes_are_rejected() -> None:
     with pytest.raises(CarbonDataError, match="naive"):
         hourly([1]).at(datetime(2022, 1, 1))
-
-
-def test_best_of_picks_lowest_zone_and_time() -> None:
-    a = hourly([300, 300, 50, 300, 300], "A")
-    b = hourly([100, 100, 100, 100, 100], "B")
-    slot = best_of({"A": a, "B": b}, T0, T0 + timedelta(hours=5), 3600)
-    assert (slot.zone, slot.start, slot.mean_intensity) == ("A", T0 + timedelta(hours=2), 50)
-    # Without delay only the start counts: B wins.
-    assert best_of({"A": a, "B": b}, T0, T0 + timedelta(hours=1), 3600).zone == "B"
-
-
-def test_best_of_finds_starts_that_end_on_a_boundary() -> None:
-    # A 1.5 h run that may start until 03:00: the optimum ends on the 03:00 boundary
-    # (01:30 -> 03:00, mean (0.5 * 50 + 1 * 10) / 1.5), which no step start reaches.
-    s = hourly([50, 50, 10, 100, 100], "A")
-    slot = best_of({"A": s}, T0, T0 + timedelta(hours=4, minutes=30), 5400)
-    assert slot.start == T0 + timedelta(hours=1, minutes=30)
-    assert slot.mean_intensity == pytest.approx(35 / 1.5)
 
 
 def test_constant_series_covers_the_window() -> None:

@@ -14,8 +14,9 @@ from greengrader.carbon.dataset import DatasetProvider
 from greengrader.carbon.store import CarbonStore
 from greengrader.errors import SchedulingError
 from greengrader.regions.registry import Region, load_regions
-from greengrader.scheduling.placement import PlacementRequest, Placer, RegionLoad
+from greengrader.scheduling.placement import Placer
 from greengrader.scheduling.policies import get_policy
+from greengrader.scheduling.types import PlacementRequest, RegionLoad
 
 REGIONS = list(load_regions())
 T0 = datetime(2023, 1, 3, 0, 0, tzinfo=UTC)
@@ -178,9 +179,6 @@ class _Fixed:
 
     def forecast(self, zone: str, at: datetime, horizon_s: int) -> object:
         return self.s
-
-    def best(self, *a: object) -> object:
-        raise NotImplementedError
 
 
 @pytest.mark.parametrize(

@@ -13,9 +13,10 @@ from matplotlib.image import imread
 
 from greengrader.reports import ReportData, build_report, figures
 from greengrader.reports.database import DatabaseStats
-from greengrader.simulation.engine import SimulationConfig, simulate
+from greengrader.simulation.engine import simulate
 from greengrader.simulation.grid import CarbonGrid
 from greengrader.simulation.metrics import to_dict
+from greengrader.simulation.runs import SimulationConfig
 from greengrader.simulation.traces import ArrivalModel
 
 

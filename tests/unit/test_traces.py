@@ -24,7 +24,7 @@ def test_csv_round_trip_and_defaults(tmp_path: Path) -> None:
     path.write_text("timestamp,assignment,runtime\n2023-01-02 10:00,HW2,\n2023-01-01T09:00:00+01:00,HW1,30\n")
     t = from_csv(path, default_runtime_s=45.0)
     assert t.runtime_s.tolist() == [30.0, 45.0]  # sorted by arrival; empty runtime = default
-    assert t.assignment_names() == ["HW1", "HW2"]
+    assert [t.assignments[i] for i in t.assignment] == ["HW1", "HW2"]
     assert t.arrival_s[0] == datetime(2023, 1, 1, 8, tzinfo=UTC).timestamp()
 
 
