@@ -31,6 +31,9 @@ from greengrader.scheduling.policies import BoolArray, FloatArray, Policy
 from greengrader.times import as_utc
 
 J_PER_KWH = 3.6e6
+# Forecasts change at most once per carbon step: a minute's reuse spares a burst of
+# decisions the refetch and costs no decision quality.
+FORECAST_CACHE_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -295,7 +298,7 @@ class Placer:
         capacity_aware: bool = True,
         queue_aware: bool = True,
         queue_wait_penalty: float = 50.0,
-        forecast_cache_s: float = 60.0,
+        forecast_cache_s: float = FORECAST_CACHE_S,
         forecast_margin: float = 0.0,
     ) -> None:
         self.policy = policy
