@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from greengrader.errors import ConfigError
@@ -41,7 +41,7 @@ __all__ = ["AREAS", "MIN_PSEUDONYM_KEY_CHARS", "Settings", "data_dir", "get_sett
 log = logging.getLogger(__name__)
 
 # The areas in the order docs/configuration.md lists them.
-AREAS: tuple[type, ...] = (
+AREAS: tuple[type[BaseModel], ...] = (
     StorageSettings, MqttSettings, BridgeSettings, PayloadSettings, PrivacySettings, SchedulingSettings,
     SweepSettings, CarbonSettings, EnergySettings, GradingSettings, KubernetesSettings, HealthSettings,
     MetricsSettings, WebSettings,
