@@ -40,14 +40,6 @@ __all__ = ["AREAS", "MIN_PSEUDONYM_KEY_CHARS", "Settings", "data_dir", "get_sett
 
 log = logging.getLogger(__name__)
 
-# The areas in the order docs/configuration.md lists them.
-AREAS: tuple[type[BaseModel], ...] = (
-    StorageSettings, MqttSettings, BridgeSettings, PayloadSettings, PrivacySettings, SchedulingSettings,
-    SweepSettings, CarbonSettings, EnergySettings, GradingSettings, KubernetesSettings, HealthSettings,
-    MetricsSettings, WebSettings,
-)
-
-
 class Settings(
     StorageSettings, MqttSettings, BridgeSettings, PayloadSettings, PrivacySettings, SchedulingSettings,
     SweepSettings, CarbonSettings, EnergySettings, GradingSettings, KubernetesSettings, HealthSettings,
@@ -74,6 +66,10 @@ class Settings(
                 "bridge (e.g. `openssl rand -hex 32`), or GREENGRADER_PSEUDONYMISE=false"
             )
         return embedded_key(self.pseudonym_key_file)
+
+
+# The areas, in the order docs/configuration.md lists them.
+AREAS: tuple[type[BaseModel], ...] = tuple(base for base in Settings.__bases__ if base is not BaseSettings)
 
 
 # GREENGRADER_* variables that are not settings (read by the test suite and scripts).
