@@ -2,8 +2,9 @@
 
 One flat :class:`Settings` object (``settings.mqtt_host``) composed of one mixin per area,
 each in its own module with its fields and their validators: storage (database, broker,
-home), MQTT, bridge, payload, privacy, carbon, energy, scheduling, sweep, grading,
-Kubernetes, health, metrics and web. docs/configuration.md has one table per area.
+home), MQTT, bridge, payload, privacy, scheduling, sweep, carbon, energy, grading,
+Kubernetes, health, metrics and web. docs/configuration.md has one table per area, in
+this order.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ __all__ = ["AREAS", "MIN_PSEUDONYM_KEY_CHARS", "Settings", "data_dir", "get_sett
            "unknown_variables"]
 
 log = logging.getLogger(__name__)
+
 
 class Settings(
     StorageSettings, MqttSettings, BridgeSettings, PayloadSettings, PrivacySettings, SchedulingSettings,
