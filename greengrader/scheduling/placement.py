@@ -31,8 +31,7 @@ from greengrader.scheduling.policies import BoolArray, FloatArray, Policy
 from greengrader.times import as_utc
 
 J_PER_KWH = 3.6e6
-# Forecasts change at most once per carbon step: a minute's reuse spares a burst of
-# decisions the refetch and costs no decision quality.
+# How long a fetched forecast is reused across decisions (see _forecasts).
 FORECAST_CACHE_S = 60.0
 
 
