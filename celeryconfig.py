@@ -1,5 +1,9 @@
 """Celery configuration for GreenGrader, built from ``GREENGRADER_*`` settings.
 
+Importing it reads the settings and nothing else: the region queues (``task_queues``, from
+the region registry) and the folders this configuration names are settled by
+:class:`greengrader.celery_app.GreengraderCelery` when Celery first reads its configuration.
+
 Reliability choices (see docs/architecture.md): late acks + reject on worker loss so a
 killed worker's job is redelivered; prefetch 1 so a worker never hoards long jobs; no
 auto-created queues so a mistyped region queue fails loudly; results live in Postgres,
@@ -9,25 +13,11 @@ sweep), never as long ETAs in Redis.
 
 from __future__ import annotations
 
-import sys
-
-from kombu import Queue
-
-from greengrader.errors import ConfigError
+from greengrader.celery_app import SCHEDULING_QUEUE
 from greengrader.grading.executors.base import MAX_TIMEOUT_S
-from greengrader.regions.registry import check_region_settings, load_regions
 from greengrader.settings import get_settings
 
-try:
-    _settings = get_settings()
-    _regions = load_regions(_settings.regions_file)
-    check_region_settings(
-        _regions, default_region=_settings.default_region, baseline_region=_settings.baseline_region
-    )
-except ConfigError as _exc:
-    sys.exit(f"greengrader: {_exc}")
-
-_settings.home.mkdir(parents=True, exist_ok=True)
+_settings = get_settings()
 
 broker_url = _settings.effective_broker_url
 result_backend = _settings.result_backend
@@ -57,8 +47,6 @@ if broker_url.startswith(("redis", "rediss")):
     broker_transport_options = {"visibility_timeout": task_time_limit + 600}
 elif broker_url.startswith("filesystem"):
     _box = _settings.broker_dir
-    for _sub in ("queue", "control"):
-        (_box / _sub).mkdir(parents=True, exist_ok=True)
     broker_transport_options = {
         "data_folder_in": str(_box / "queue"),
         "data_folder_out": str(_box / "queue"),
@@ -69,9 +57,7 @@ elif broker_url.startswith("filesystem"):
 worker_send_task_events = True
 task_send_sent_event = True
 
-SCHEDULING_QUEUE = "scheduling"
 task_default_queue = SCHEDULING_QUEUE
-task_queues = [Queue(SCHEDULING_QUEUE)] + [Queue(r.queue_name) for r in _regions.enabled()]
 task_routes = {
     "greengrader.schedule": {"queue": SCHEDULING_QUEUE},
     "greengrader.sweep": {"queue": SCHEDULING_QUEUE},

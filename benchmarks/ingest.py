@@ -33,6 +33,8 @@ import redis
 import sqlalchemy as sa
 from paho.mqtt.enums import CallbackAPIVersion
 
+from greengrader.bridge.offload import PREPARE_WORKERS
+
 REPO = Path(__file__).resolve().parent.parent
 PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 SOURCE = {"run_autograder": b"#!/bin/sh\npython3 tests/run.py\n", "tests/run.py": b"print(1)\n"}
@@ -84,7 +86,6 @@ def main() -> None:
     parser.add_argument("--duplicates", type=float, default=0.02, help="fraction published twice")
     parser.add_argument("--batch", type=int, default=50, help="GREENGRADER_BRIDGE_BATCH_SIZE")
     parser.add_argument("--no-pseudonymise", action="store_true")
-    parser.add_argument("--prepare-workers", type=int, default=1, help="GREENGRADER_BRIDGE_PREPARE_WORKERS")
     args = parser.parse_args()
 
     tag = uuid.uuid4().hex[:8]
@@ -106,7 +107,6 @@ def main() -> None:
         "GREENGRADER_MQTT_SESSION_EXPIRY_S": "600",
         "GREENGRADER_MQTT_PORT": str(port),
         "GREENGRADER_BRIDGE_BATCH_SIZE": str(args.batch),
-        "GREENGRADER_BRIDGE_PREPARE_WORKERS": str(args.prepare_workers),
         "GREENGRADER_PSEUDONYMISE": "false" if args.no_pseudonymise else "true",
     }
     cmd = [sys.executable, "-m", "greengrader"]
@@ -272,7 +272,7 @@ def run(
     cpu_ms = {k: round(1000 * v / len(wire), 3) for k, v in cpu.used().items()}
     print(json.dumps({
         "payloads": args.n, "messages": len(wire), "mean_payload_bytes": round(mean_size),
-        "publishers": args.publishers, "batch": args.batch, "prepare_workers": args.prepare_workers,
+        "publishers": args.publishers, "batch": args.batch, "prepare_workers": PREPARE_WORKERS,
         "publish_s": round(published - start, 2), "elapsed_s": round(elapsed, 2),
         "payloads_per_s": round(len(wire) / elapsed, 1),
         "p50_ms": round(1000 * latencies[len(latencies) // 2], 1),

@@ -112,7 +112,7 @@ class Bridge:
         self.ctx = ctx
         self.settings = ctx.settings
         self.store = make_store(ctx)
-        self.offload = Offload(ctx, self.settings.bridge_prepare_workers)
+        self.offload = Offload(ctx)
         self.on_outcome = on_outcome
         self.enqueue = enqueue
         self._inbox: queue.Queue[Inbound] = queue.Queue()

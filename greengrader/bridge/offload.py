@@ -4,8 +4,8 @@ Two jobs of the bridge are pure Python CPU under the GIL that its other threads 
 the database batch, acks and receipts) also need: :func:`~greengrader.bridge.ingest.prepare`
 (zip checks, metered inflate, hashing, pseudonymisation; ~0.5 ms per 50 KB payload) and
 sending the ``schedule`` tasks of a committed batch (~0.1 ms per task in Celery and kombu).
-With ``GREENGRADER_BRIDGE_PREPARE_WORKERS`` > 0 both run in that many spawned worker
-processes; 0 keeps them in the bridge process.
+With ``PREPARE_WORKERS`` > 0 both run in that many spawned worker processes; 0 keeps
+them in the bridge process.
 
 Guarantees are unchanged: a batch is stored and acked by the bridge only after its
 preparation came back, and the enqueue happens after the commit, as before; an enqueue lost
@@ -36,6 +36,9 @@ if TYPE_CHECKING:
     from greengrader.context import Context
 
 log = logging.getLogger(__name__)
+# One spawned process takes this CPU work off the bridge's GIL; 0 (all in the bridge) was
+# slower and a second process did not help on 2 cores (docs/performance.md).
+PREPARE_WORKERS = 1
 
 
 class _Worker:
@@ -93,7 +96,7 @@ def _ready() -> bool:
 class Offload:
     """Prepares batches and sends ``schedule`` tasks, in worker processes when ``workers`` > 0."""
 
-    def __init__(self, ctx: Context, workers: int) -> None:
+    def __init__(self, ctx: Context, workers: int = PREPARE_WORKERS) -> None:
         self.ctx = ctx
         self.settings = ctx.settings
         self.workers = workers

@@ -7,7 +7,8 @@ address), and says what to run when something is missing. It reuses health's pro
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -21,6 +22,7 @@ from greengrader.errors import GreengraderError
 from greengrader.ops import health
 from greengrader.regions.registry import RegionRegistry
 from greengrader.settings import Settings
+from greengrader.settings.removed import REMOVED_VARIABLES
 
 # Hourly data whose last point is older than this is replayed, not live: say so.
 STALE_AFTER_S = 2 * 86400
@@ -181,6 +183,12 @@ def check_pseudonym_key(settings: Settings) -> Finding:
                    "export GREENGRADER_PSEUDONYM_KEY=$(openssl rand -hex 32), the same on every bridge")
 
 
+def check_removed_variables(environ: Mapping[str, str]) -> list[Finding]:
+    """A warning per variable still set that is now a constant of the code (none: no line)."""
+    return [Finding("variables", Verdict.WARN, f"{var} is ignored: it was removed ({why})", f"unset {var}")
+            for var, why in REMOVED_VARIABLES.items() if var in environ]
+
+
 def run_doctor(settings: Settings, regions: RegionRegistry, now: datetime | None = None) -> list[Finding]:
     now = now or datetime.now(UTC)
     engine = health.health_engine(settings)
@@ -193,6 +201,7 @@ def run_doctor(settings: Settings, regions: RegionRegistry, now: datetime | None
             lambda: check_carbon(settings, regions, now),
             lambda: check_workers(settings, regions, engine, db.verdict is Verdict.OK, now),
             lambda: check_pseudonym_key(settings),
+            lambda: check_removed_variables(os.environ),
         ]
         findings = [db]
         for step in steps:

@@ -315,7 +315,7 @@ def app_from_context(ctx: Context) -> FastAPI:
     placer = Placer(
         SpatioTemporal(), get_provider(s.carbon_source, s), list(ctx.regions),
         watts_per_core=s.schedule_watts_per_core, pue=s.pue, capacity_aware=False, queue_aware=False,
-        forecast_cache_s=s.forecast_cache_s, forecast_margin=s.forecast_margin,
+        forecast_margin=s.forecast_margin,
     )
     _warm(placer, ctx.now())
     return create_app(PlacerPool(placer, lambda name: get_provider(name, s)), list(ctx.regions), ctx.now)

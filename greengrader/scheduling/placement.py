@@ -34,6 +34,9 @@ from greengrader.scheduling.stack import ForecastStack
 from greengrader.scheduling.types import IDLE, Placement, PlacementRequest, RegionLoad
 from greengrader.times import as_utc
 
+# How long a fetched forecast is reused across decisions (see _forecasts).
+FORECAST_CACHE_S = 60.0
+
 
 def runtime_estimate(session: Session, assignment_id: int, default_s: float, history: int = 200) -> float:
     """Median runtime of the assignment's last ``history`` results, else ``default_s``."""
@@ -64,7 +67,7 @@ class Placer:
         capacity_aware: bool = True,
         queue_aware: bool = True,
         queue_wait_penalty: float = 50.0,
-        forecast_cache_s: float = 60.0,
+        forecast_cache_s: float = FORECAST_CACHE_S,
         forecast_margin: float = 0.0,
     ) -> None:
         self.policy = policy

@@ -55,7 +55,6 @@ def _new_placer(ctx: Context) -> Placer:
         capacity_aware=s.capacity_aware,
         queue_aware=s.queue_aware,
         queue_wait_penalty=s.queue_wait_penalty,
-        forecast_cache_s=s.forecast_cache_s,
         forecast_margin=s.forecast_margin,
     )
 

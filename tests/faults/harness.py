@@ -334,7 +334,6 @@ class Pipeline:
             "GREENGRADER_HEALTH_MESSAGE_AGE_WARN_S": "5",
             "GREENGRADER_HEALTH_BACKLOG_WARN": "100000",
             "GREENGRADER_HEALTH_BACKLOG_CRIT": "200000",
-            "GREENGRADER_GRADE_DISK_POLL_S": "1.0",
             "GREENGRADER_SANDBOX": os.environ.get("FAULTS_SANDBOX", "auto"),
             "GREENGRADER_SHARED_DIR": os.environ.get("GREENGRADER_SHARED_DIR", ""),
         })

@@ -7,11 +7,14 @@ command that registers it.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from greengrader.grading.executors import docker as docker_executor
 from greengrader.grading.executors.docker import DockerExecutor
 from greengrader.grading.executors.sandbox import daemon_runtimes
 from greengrader.settings import load_settings
@@ -19,12 +22,16 @@ from greengrader.settings import load_settings
 SANDBOXES = ("runc", "gvisor")
 
 
-def sandboxed_executor(sandbox: str, docker_client: Any, home: Path, **settings: Any) -> DockerExecutor:
-    """An executor that grades under ``sandbox`` (gVisor required: never a silent fallback)."""
-    config = load_settings(home=home, grade_disk_poll_s=0.3, sandbox=sandbox, **settings)
+@contextmanager
+def sandboxed_executor(sandbox: str, docker_client: Any, home: Path, **settings: Any) -> Iterator[DockerExecutor]:
+    """An executor that grades under ``sandbox`` (gVisor required: never a silent fallback),
+    polling the disk budget often so a disk filler is stopped close to it."""
+    config = load_settings(home=home, sandbox=sandbox, **settings)
     if sandbox == "gvisor" and config.gvisor_runtime not in daemon_runtimes(docker_client):
         pytest.fail(f"the Docker daemon has no {config.gvisor_runtime!r} runtime: run scripts/setup-gvisor.sh "
                     "(or scripts/test.sh, which does)", pytrace=False)
     executor = DockerExecutor(config, client=docker_client, worker=f"test-{sandbox}-{uuid.uuid4().hex[:6]}")
     assert executor.sandbox().sandbox == sandbox
-    return executor
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(docker_executor, "DISK_POLL_S", 0.3)
+        yield executor

@@ -69,3 +69,32 @@ def test_embedded_default_worker_answers_ping(tmp_path: Path, processes: Process
     out = _ping(env)
     assert "pong" in out, out
     assert (tmp_path / "home" / "broker" / "control").is_dir()
+
+
+def test_region_worker_consumes_a_task_sent_to_its_queue(env_settings: Settings, processes: Processes) -> None:
+    worker = processes.start(*celery_argv("worker", "-Q", "region-us-west", "--pool", "solo", "-n", "w3@%h",
+                                          "-l", "INFO"), name="worker")
+    assert "pong" in _ping()
+    code = ("from greengrader.celery_app import app\n"
+            "print(app.send_task('greengrader.grade', args=[987654], queue='region-us-west').id)\n")
+    sent = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    task_id = sent.stdout.strip()
+    client = redis.Redis.from_url(env_settings.effective_broker_url)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (client.llen("region-us-west") or client.hlen("unacked")
+                                           or task_id not in Path(worker.log_path).read_text()):
+        time.sleep(0.5)
+    log = Path(worker.log_path).read_text()
+    assert f"greengrader.grade[{task_id}] received" in log, log
+    assert (client.llen("region-us-west"), client.hlen("unacked")) == (0, 0)
+
+
+def test_a_bad_regions_file_stops_the_worker_with_one_line(env_settings: Settings, tmp_path: Path) -> None:
+    bad = tmp_path / "regions.toml"
+    bad.write_text("[regions.x]\nlat = 1\n")
+    res = subprocess.run(celery_argv("worker", "-Q", "region-us-west", "--pool", "solo"),
+                         env={**os.environ, "GREENGRADER_REGIONS_FILE": str(bad)},
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2
+    assert res.stderr.startswith("greengrader: GREENGRADER_REGIONS_FILE: invalid regions file"), res.stderr
+    assert res.stderr.count("\n") == 1 and "Traceback" not in res.stdout + res.stderr

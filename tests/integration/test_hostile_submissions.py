@@ -40,8 +40,9 @@ LIMITS = Limits(timeout_s=4, memory_mb=128, cpus=1.0, pids=64, disk_mb=64, fsize
 @pytest.fixture(scope="module", params=SANDBOXES)
 def executor(
     request: pytest.FixtureRequest, docker_client: Any, base_image: str, tmp_path_factory: pytest.TempPathFactory
-) -> DockerExecutor:
-    return sandboxed_executor(request.param, docker_client, tmp_path_factory.mktemp("home"))
+) -> Iterator[DockerExecutor]:
+    with sandboxed_executor(request.param, docker_client, tmp_path_factory.mktemp("home")) as executor:
+        yield executor
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ import os
 import platform
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -111,8 +112,9 @@ print(json.dumps(out))
 @pytest.fixture(scope="module", params=SANDBOXES)
 def executor(
     request: pytest.FixtureRequest, docker_client: Any, base_image: str, tmp_path_factory: pytest.TempPathFactory
-) -> DockerExecutor:
-    return sandboxed_executor(request.param, docker_client, tmp_path_factory.mktemp("home"))
+) -> Iterator[DockerExecutor]:
+    with sandboxed_executor(request.param, docker_client, tmp_path_factory.mktemp("home")) as executor:
+        yield executor
 
 
 @pytest.fixture(scope="module")

@@ -51,6 +51,8 @@ STALE_AFTER_S = 2400 + 600  # a container older than the longest possible job is
 # How long the daemon's runtimes are trusted: a runtime registered later (SIGHUP) is used
 # within a minute without restarting the worker.
 SANDBOX_RECHECK_S = 60.0
+# Interval of the disk-budget poll: a disk filler overshoots by at most its write rate times this.
+DISK_POLL_S = 1.0
 
 
 class DockerExecutor:
@@ -184,7 +186,7 @@ class DockerExecutor:
     def _wait(self, container: Any, limits: Limits, t0: float) -> str | None:
         """Wait for exit; kill on the wall clock or the disk budget. Returns why we stopped it."""
         deadline = t0 + limits.timeout_s + KILL_GRACE_S
-        poll = self.settings.grade_disk_poll_s
+        poll = DISK_POLL_S
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
