@@ -12,10 +12,10 @@ from typing import Any
 
 import redis
 from celery import Celery
-from kombu import Queue
 
 from greengrader.carbon.dataset import DatasetProvider
 from greengrader.carbon.store import CarbonStore
+from greengrader.celery_app import task_queues
 from greengrader.context import Context
 from greengrader.db import Database
 from greengrader.models import Assignment, Course, Status, Submission
@@ -34,7 +34,7 @@ class Clock:
 
 def celery_for(ctx: Context, broker: str) -> Celery:
     app = Celery("greengrader-test", broker=broker, set_as_current=False)
-    app.conf.task_queues = [Queue("scheduling")] + [Queue(r.queue_name) for r in ctx.regions.enabled()]
+    app.conf.task_queues = task_queues(ctx.regions)
     app.conf.task_create_missing_queues = False
     app.conf.task_default_queue = "scheduling"
     app.conf.broker_connection_retry = False
