@@ -29,7 +29,7 @@ from greengrader.carbon.energy import run_kwh
 from greengrader.errors import CarbonDataError, SchedulingError
 from greengrader.regions.registry import Region
 from greengrader.scheduling.explain import Explain
-from greengrader.scheduling.policies import BoolArray, FloatArray, Policy
+from greengrader.scheduling.policies import FloatArray, Policy
 from greengrader.scheduling.stack import ForecastStack
 from greengrader.scheduling.types import IDLE, Placement, PlacementRequest, RegionLoad
 from greengrader.times import as_utc
@@ -106,10 +106,7 @@ class Placer:
 
     def _window(self, req: PlacementRequest, now_s: float) -> tuple[float, float]:
         start = max(as_utc(req.earliest).timestamp(), now_s)
-        end = start + (req.max_delay_s if self.policy.temporal else 0.0)
-        if req.deadline is not None:
-            end = min(end, as_utc(req.deadline).timestamp() - req.runtime_s)
-        return start, max(start, end)
+        return start, start + (_slack(req, start) if self.policy.temporal else 0.0)
 
     def _forecasts(self, regions: Sequence[Region], now: datetime, horizon_s: int) -> ForecastStack:
         # Forecasts change at most once per step: reuse them for `forecast_cache_s` so a burst
@@ -206,6 +203,7 @@ class Placer:
         if guard is not None:
             costs = [[c * f for c, f in zip(row, g, strict=True)] for row, g in zip(costs, guard, strict=True)]
         usable, why = self._usable(regions, loads, stack.errors)
+        usable, why = self._spill(regions, loads, usable, why, waits, _slack(req, w0 - shift))
         names = [r.name for r in regions]
         ri, si = self.policy.choose_one(costs, usable, job=req.job, regions=names)
         if ri < 0:
@@ -264,9 +262,12 @@ class Placer:
             factors = [stack.guard(row.tolist(), self.forecast_margin) for row in starts]
             if factors[0] is not None:
                 costs = costs * np.array(factors)
-        feasible, why = self._feasible(regions, loads, stack.errors)
+        usable, why = self._usable(regions, loads, stack.errors)
+        spilled = [self._spill(regions, loads, usable, why, waits[j].tolist(), _slack(req, windows[j, 0] - shift))
+                   for j, req in enumerate(reqs)]
+        feasible = np.array([u for u, _ in spilled], dtype=bool)  # [J, R]
         r_idx, s_idx = self.policy.choose(
-            costs, feasible[None, :, None], jobs=[r.job for r in reqs], regions=[r.name for r in regions]
+            costs, feasible[:, :, None], jobs=[r.job for r in reqs], regions=[r.name for r in regions]
         )
         results: list[Placement | SchedulingError] = []
         for j, req in enumerate(reqs):
@@ -281,7 +282,7 @@ class Placer:
                 expected_g=float(kwh[j] * intensity[j, ri, si]), intensity=float(intensity[j, ri, si]),
                 runtime_s=req.runtime_s, energy_kwh=float(kwh[j]),
                 explain_data=Explain(self.policy.name, regions, starts[j] - shift, intensity[j], costs[j],
-                                      float(kwh[j]), waits[j], loads, why, feasible, ri, si, shift,
+                                      float(kwh[j]), waits[j], loads, spilled[j][1], feasible[j], ri, si, shift,
                                       factors[j], self.forecast_margin),
             ))
         return results
@@ -305,12 +306,6 @@ class Placer:
             return w0[:, None].copy()
         out: FloatArray = np.sort(np.concatenate(parts, axis=1), axis=1)
         return out
-
-    def _feasible(
-        self, regions: Sequence[Region], loads: Mapping[str, RegionLoad], errors: Mapping[str, str]
-    ) -> tuple[BoolArray, dict[str, str | None]]:
-        usable, why = self._usable(regions, loads, errors)
-        return np.array(usable, dtype=bool), why
 
     def _usable(
         self, regions: Sequence[Region], loads: Mapping[str, RegionLoad], errors: Mapping[str, str]
@@ -339,3 +334,34 @@ class Placer:
                         why[r.name] = "no free worker slot"
         return [why[r.name] is None for r in regions], why
 
+    def _spill(
+        self, regions: Sequence[Region], loads: Mapping[str, RegionLoad], usable: list[bool],
+        why: dict[str, str | None], waits: Sequence[float], slack_s: float,
+    ) -> tuple[list[bool], dict[str, str | None]]:
+        """With every usable region full, a job waits only where its queue wait fits the
+        delay it allows, else where it starts soonest: on a deadline night a green region's
+        long queue must not leave other regions' slots idle (the carbon gain of waiting in
+        line is the slack's to buy, like any other delay)."""
+        if not (self.capacity_aware and loads and any(usable)):
+            return usable, why
+        if any(u and loads.get(r.name, IDLE).backlog < r.capacity for r, u in zip(regions, usable, strict=True)):
+            return usable, why  # a free slot somewhere: _usable already skipped the full ones
+        fits = [u and w <= slack_s + 1e-6 for u, w in zip(usable, waits, strict=True)]
+        if not any(fits):
+            soonest = min(w for u, w in zip(usable, waits, strict=True) if u)
+            fits = [u and w <= soonest + 1e-6 for u, w in zip(usable, waits, strict=True)]
+        if fits == usable:
+            return usable, why
+        out = dict(why)
+        for r, u, f, w in zip(regions, usable, fits, waits, strict=True):
+            if u and not f:
+                out[r.name] = f"queue wait about {w:.0f} s, longer than the allowed delay and than elsewhere"
+        return fits, out
+
+
+def _slack(req: PlacementRequest, start_s: float) -> float:
+    """Seconds a job may wait from ``start_s``: its allowed delay, capped by its deadline."""
+    end = start_s + req.max_delay_s
+    if req.deadline is not None:
+        end = min(end, as_utc(req.deadline).timestamp() - req.runtime_s)
+    return max(0.0, end - start_s)

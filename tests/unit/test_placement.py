@@ -111,6 +111,25 @@ def test_capacity_fallback_takes_the_next_best(provider: DatasetProvider) -> Non
             assert choice.region != region.name
 
 
+def test_with_every_region_full_a_job_queues_in_the_green_region_only_within_its_slack(
+    provider: DatasetProvider,
+) -> None:
+    """Deadline night: every slot busy, the greenest region's queue five runs deep, the
+    others one. Without slack the job goes where it starts soonest (a green queue must not
+    leave other slots idle); with slack enough to cover that queue it waits in line there."""
+    t = TIMES[3]
+    p = placer(provider, "carbon-optimal", queue_wait_penalty=0.0)
+    best = p.place(PlacementRequest(earliest=t, runtime_s=RUNTIME), t).region
+    loads = {r.name: RegionLoad(queued=r.capacity * (5 if r.name == best else 1)) for r in REGIONS}
+    for slack_h, where_best in ((0, False), (1, False), (6, True)):
+        req = PlacementRequest(earliest=t, runtime_s=RUNTIME, max_delay_s=slack_h * 3600, job=3)
+        one = p.place(req, t, loads)
+        assert (one.region == best) is where_best, (slack_h, one.region)
+        assert p.place_many([req], t, loads)[0].region == one.region  # the batch path agrees
+        if not where_best:
+            assert "longer than the allowed delay" in (one.candidates[best].why_not or "")
+
+
 def test_no_viable_region_raises(provider: DatasetProvider) -> None:
     tainted = [replace(r, untainted_nodes=0) for r in REGIONS]
     with pytest.raises(SchedulingError, match="no viable candidate"):
