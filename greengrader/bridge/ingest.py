@@ -21,7 +21,9 @@ from greengrader.bridge.privacy import (
 from greengrader.bridge.store import Accepted, IngestOutcome, Prepared, Rejected, Store
 from greengrader.errors import PayloadRejected
 from greengrader.ops.metrics import PAYLOADS
-from greengrader.payload.parse import Limits, parse_payload_entries, sha256_hex
+from greengrader.payload.digest import sha256_hex
+from greengrader.payload.limits import Limits
+from greengrader.payload.parse import parse_payload_entries
 from greengrader.settings import Settings
 
 if TYPE_CHECKING:

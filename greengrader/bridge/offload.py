@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from greengrader.bridge.ingest import SCHEDULE_TASK, enqueue_schedule_many, prepare
 from greengrader.bridge.store import Prepared, Rejected
-from greengrader.payload.parse import sha256_hex
+from greengrader.payload.digest import sha256_hex
 from greengrader.settings import Settings
 
 if TYPE_CHECKING:
