@@ -25,6 +25,7 @@ from greengrader.payload.digest import sha256_hex
 from greengrader.payload.limits import Limits
 from greengrader.payload.parse import parse_payload_entries
 from greengrader.settings import Settings
+from greengrader.tasks.names import SCHEDULE_TASK
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -33,8 +34,6 @@ if TYPE_CHECKING:
     from greengrader.context import Context
 
 log = logging.getLogger(__name__)
-
-SCHEDULE_TASK = "greengrader.schedule"
 
 
 def prepare(settings: Settings, data: bytes, topic: str | None = None) -> Prepared:
