@@ -18,7 +18,8 @@ from greengrader.bridge.privacy import (
     pseudonymise_payload,
     pseudonymise_users,
 )
-from greengrader.bridge.store import Accepted, IngestOutcome, Prepared, Rejected, Store
+from greengrader.bridge.records import Accepted, IngestOutcome, Prepared, Rejected
+from greengrader.bridge.store import Store
 from greengrader.errors import PayloadRejected
 from greengrader.ops.metrics import PAYLOADS
 from greengrader.payload.digest import sha256_hex

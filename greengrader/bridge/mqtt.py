@@ -36,8 +36,8 @@ from tenacity import Retrying, retry_if_exception_type, stop_never, wait_exponen
 
 from greengrader.bridge.ingest import make_store, store_prepared
 from greengrader.bridge.offload import Offload
+from greengrader.bridge.records import IngestOutcome, Prepared, Rejected
 from greengrader.bridge.session import Inbound, MqttSession
-from greengrader.bridge.store import IngestOutcome, Prepared, Rejected
 from greengrader.errors import DatabaseError, GreengraderError
 from greengrader.ops.metrics import PUBLISH_TO_COMMIT
 from greengrader.ops.workers import register_worker

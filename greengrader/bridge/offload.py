@@ -28,7 +28,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING
 
 from greengrader.bridge.ingest import enqueue_schedule_many, prepare
-from greengrader.bridge.store import Prepared, Rejected
+from greengrader.bridge.records import Prepared, Rejected
 from greengrader.payload.digest import sha256_hex
 from greengrader.settings import Settings
 from greengrader.tasks.names import SCHEDULE_TASK

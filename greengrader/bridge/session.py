@@ -29,7 +29,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from greengrader.bridge.topics import receipt_topic, subscriptions
 
 if TYPE_CHECKING:
-    from greengrader.bridge.store import IngestOutcome
+    from greengrader.bridge.records import IngestOutcome
     from greengrader.settings import Settings
 
 log = logging.getLogger(__name__)

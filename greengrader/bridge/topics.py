@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from greengrader.bridge.store import IngestOutcome
+    from greengrader.bridge.records import IngestOutcome
     from greengrader.settings import Settings
 
 LEGACY_COURSE = "default"

@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO))
 # zipfile and the codecs are instrumented too: their branches are what the input steers.
 with atheris.instrument_imports(include=["greengrader.bridge", "greengrader.payload", "zipfile", "json"]):
     from greengrader.bridge.ingest import prepare
-    from greengrader.bridge.store import Rejected
+    from greengrader.bridge.records import Rejected
     from greengrader.errors import PayloadRejected
     from greengrader.payload.limits import Limits
     from greengrader.payload.parse import ParsedPayload, parse_payload

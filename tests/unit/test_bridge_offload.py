@@ -15,7 +15,7 @@ import pytest
 
 from greengrader.bridge.ingest import prepare
 from greengrader.bridge.offload import Offload
-from greengrader.bridge.store import Accepted, Rejected
+from greengrader.bridge.records import Accepted, Rejected
 from greengrader.context import Context
 from greengrader.settings import Settings
 

@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from greengrader.bridge.ingest import prepare
-from greengrader.bridge.store import Accepted, Rejected
+from greengrader.bridge.records import Accepted, Rejected
 from greengrader.errors import PayloadRejected
 from greengrader.payload.limits import Limits
 from greengrader.payload.parse import ParsedPayload, parse_payload

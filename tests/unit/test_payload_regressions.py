@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from greengrader.bridge.ingest import prepare
-from greengrader.bridge.store import Accepted, Rejected
+from greengrader.bridge.records import Accepted, Rejected
 from greengrader.errors import PayloadRejected
 from greengrader.payload.limits import MAX_JSON_DEPTH
 from greengrader.payload.parse import parse_payload
