@@ -12,7 +12,7 @@ from sqlalchemy.orm import undefer
 
 from greengrader.errors import NotFound, PayloadRejected
 from greengrader.models import Submission, SubmissionPayload
-from greengrader.payload.parse import unsafe_name
+from greengrader.payload.archive import unsafe_name
 
 if TYPE_CHECKING:
     from greengrader.context import Context

@@ -10,8 +10,6 @@ pseudonymisation, deduplication).
 
 from __future__ import annotations
 
-import io
-import json
 import re
 import zipfile
 from collections.abc import Iterator
@@ -23,9 +21,9 @@ from typing import Any
 import yaml
 
 from greengrader.errors import GreengraderError
+from greengrader.payload.build import nested_payload
 
 METADATA_FILE = "submission_metadata.yml"
-BASE = "gradescope_data/autograder/"
 
 
 @dataclass(frozen=True)
@@ -79,19 +77,11 @@ def build_payload(
         "users": users,
         "previous_submissions": [],
     }
-    results = entry.get("results") if isinstance(entry.get("results"), dict) else {"score": entry.get("score")}
-    files = {
-        "gradescope_data/hostname.txt": b"gradescope-export\n",
-        BASE + "submission_metadata.json": json.dumps(metadata, indent=2).encode(),
-        BASE + "results/results.json": json.dumps(results).encode(),
-        **{BASE + "source/" + k: v for k, v in source.items()},
-        **{BASE + "submission/" + k: v for k, v in submitted.items()},
-    }
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, content in files.items():
-            zf.writestr(name, content)
-    return out.getvalue()
+    given = entry.get("results")
+    results: dict[str, Any] = given if isinstance(given, dict) else {"score": entry.get("score")}
+    return nested_payload(
+        hostname="gradescope-export\n", metadata=metadata, results=results, source=source, submission=submitted
+    )
 
 
 def _read_export(export: Path) -> dict[str, bytes]:

@@ -18,11 +18,15 @@ from greengrader.bridge.privacy import (
     pseudonymise_payload,
     pseudonymise_users,
 )
-from greengrader.bridge.store import Accepted, IngestOutcome, Prepared, Rejected, Store
+from greengrader.bridge.records import Accepted, IngestOutcome, Prepared, Rejected
+from greengrader.bridge.store import Store
 from greengrader.errors import PayloadRejected
 from greengrader.ops.metrics import PAYLOADS
-from greengrader.payload.parse import Limits, parse_payload_entries, sha256_hex
+from greengrader.payload.digest import sha256_hex
+from greengrader.payload.limits import Limits
+from greengrader.payload.parse import parse_payload_entries
 from greengrader.settings import Settings
+from greengrader.tasks.names import SCHEDULE_TASK
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -31,8 +35,6 @@ if TYPE_CHECKING:
     from greengrader.context import Context
 
 log = logging.getLogger(__name__)
-
-SCHEDULE_TASK = "greengrader.schedule"
 
 
 def prepare(settings: Settings, data: bytes, topic: str | None = None) -> Prepared:

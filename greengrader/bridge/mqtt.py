@@ -15,57 +15,40 @@ Guarantees (see docs/bridge.md):
   database outage is retried (with nothing acked meanwhile), anything else is logged.
 * Messages received on an earlier connection are never acked on a later one (packet ids
   are per connection); the broker redelivers them and they come back as duplicates.
+
+The MQTT connection itself (client, session, acks, receipts) is
+:mod:`~greengrader.bridge.session`; this module is what the bridge does with the messages.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import queue
-import socket
-import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from tenacity import Retrying, retry_if_exception_type, stop_never, wait_exponential
 
 from greengrader.bridge.ingest import make_store, store_prepared
 from greengrader.bridge.offload import Offload
-from greengrader.bridge.store import IngestOutcome, Prepared, Rejected
+from greengrader.bridge.records import IngestOutcome, Prepared, Rejected
+from greengrader.bridge.session import Inbound, MqttSession
 from greengrader.errors import DatabaseError, GreengraderError
 from greengrader.ops.metrics import PUBLISH_TO_COMMIT
+from greengrader.ops.workers import register_worker
 
 if TYPE_CHECKING:
     from greengrader.context import Context
-    from greengrader.settings import Settings
 
 log = logging.getLogger(__name__)
 
-LEGACY_COURSE = "default"
 # Most ``schedule`` tasks sent in one broker round trip.
 ENQUEUE_BATCH = 500
-
-
-@dataclass
-class Inbound:
-    """One message taken off the network thread, with what is needed to ack it later."""
-
-    topic: str
-    payload: bytes
-    mid: int
-    qos: int
-    generation: int
-    received: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -74,29 +57,6 @@ class _Pending:
 
     messages: list[Inbound]
     prepared: Callable[[], list[Prepared]]
-
-
-def subscriptions(settings: Settings) -> list[str]:
-    """The submissions topics (legacy and per course) and the worker registration topic."""
-    base = settings.mqtt_topic
-    topics = [base, f"{base}/+", settings.mqtt_workers_topic]
-    if settings.mqtt_shared_group:
-        return [f"$share/{settings.mqtt_shared_group}/{t}" for t in topics]
-    return topics
-
-
-def course_of(settings: Settings, topic: str) -> str:
-    """``submissions/<course>`` → ``<course>``; the legacy ``submissions`` → ``default``."""
-    base = settings.mqtt_topic
-    if topic.startswith(base + "/"):
-        return topic[len(base) + 1 :] or LEGACY_COURSE
-    return LEGACY_COURSE
-
-
-def receipt_topic(settings: Settings, outcome: IngestOutcome) -> str:
-    course = course_of(settings, outcome.topic or settings.mqtt_topic)
-    ident = outcome.gradescope_id if outcome.gradescope_id is not None else f"sha256-{outcome.sha256[:16]}"
-    return f"{settings.mqtt_receipt_topic}/{course}/{ident}"
 
 
 class Bridge:
@@ -115,102 +75,26 @@ class Bridge:
         self.offload = Offload(ctx)
         self.on_outcome = on_outcome
         self.enqueue = enqueue
-        self._inbox: queue.Queue[Inbound] = queue.Queue()
         self._schedule: queue.Queue[int] = queue.Queue(maxsize=100_000)
         self._stop = threading.Event()
-        self._connected = threading.Event()
-        self._generation = 0
-        self._client = self._make_client()
+        self._session = MqttSession(self.settings, self._stop)
         self._threads: list[threading.Thread] = []
-
-    # --- MQTT client -------------------------------------------------------------------------
-
-    def _make_client(self) -> mqtt.Client:
-        s = self.settings
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=s.mqtt_client_id,
-            protocol=mqtt.MQTTv5,
-            manual_ack=True,
-        )
-        secret = s.mqtt_secret()
-        if s.mqtt_username:
-            client.username_pw_set(s.mqtt_username, secret)
-        if s.mqtt_tls:
-            client.tls_set(ca_certs=str(s.mqtt_ca_file) if s.mqtt_ca_file else None)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
-        # Acks and receipts are queued from the worker thread; never drop them for a full queue.
-        client.max_queued_messages_set(0)
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_connect_fail = self._on_connect_fail
-        client.on_message = self._on_message
-        return client
-
-    def _connect_properties(self) -> Properties:
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = self.settings.mqtt_session_expiry_s
-        # The broker keeps at most this many unacked messages in flight to us.
-        props.ReceiveMaximum = self.settings.mqtt_receive_maximum
-        return props
-
-    def _on_connect(
-        self, client: mqtt.Client, _userdata: Any, flags: Any, reason: ReasonCode, _props: Any
-    ) -> None:
-        try:
-            if reason.is_failure:
-                log.error("MQTT connection refused: %s", reason)
-                return
-            self._generation += 1
-            topics = subscriptions(self.settings)
-            client.subscribe([(t, 1) for t in topics])
-            self._connected.set()
-            log.info(
-                "connected to MQTT %s:%s (session present: %s), subscribed to %s",
-                self.settings.mqtt_host, self.settings.mqtt_port,
-                getattr(flags, "session_present", "?"), ", ".join(topics),
-            )
-        except Exception:
-            log.exception("error in on_connect")
-
-    def _on_connect_fail(self, _client: mqtt.Client, _userdata: Any) -> None:
-        # paho calls this from inside its `except OSError`, without the error: fetch it,
-        # so a wrong host or port is visible at once, not after minutes of silence.
-        exc = sys.exc_info()[1]
-        log.warning("MQTT connection to %s:%s failed (%s); retrying with backoff", self.settings.mqtt_host,
-                    self.settings.mqtt_port, exc or "no reason given")
-
-    def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any) -> None:
-        self._connected.clear()
-        if not self._stop.is_set():
-            log.warning("MQTT disconnected (%s); reconnecting with backoff", reason)
-
-    def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        try:
-            self._inbox.put(Inbound(msg.topic, bytes(msg.payload), msg.mid, msg.qos, self._generation))
-        except Exception:  # never let a callback exception stop paho's loop
-            log.exception("could not queue an MQTT message")
 
     # --- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
         """Connect (retrying in the background) and start the worker threads."""
-        s = self.settings
         self.offload.start()
-        self._client.connect_async(
-            s.mqtt_host, s.mqtt_port, keepalive=s.mqtt_keepalive_s, clean_start=False,
-            properties=self._connect_properties(),
-        )
         self._threads = [
             threading.Thread(target=self._work, name="bridge-store", daemon=True),
             threading.Thread(target=self._enqueue_loop, name="bridge-enqueue", daemon=True),
         ]
         for thread in self._threads:
             thread.start()
-        self._client.loop_start()
+        self._session.start()
 
     def wait_connected(self, timeout: float) -> bool:
-        return self._connected.wait(timeout)
+        return self._session.wait_connected(timeout)
 
     def stop(self) -> None:
         """Ask the bridge to stop after the batch in hand (safe from a signal handler)."""
@@ -229,11 +113,10 @@ class Bridge:
         self._stop.set()
         self._threads[0].join(timeout=60)
         # Acks of the last batch are queued before DISCONNECT, so they reach the broker.
-        self._client.disconnect()
-        self._client.loop_stop()
+        self._session.close()
         self._threads[1].join(timeout=5)
         self.offload.close()
-        log.info("bridge stopped; %d unacked messages left for redelivery", self._inbox.qsize())
+        log.info("bridge stopped; %d unacked messages left for redelivery", self._session.inbox.qsize())
 
     # --- the worker --------------------------------------------------------------------------
 
@@ -253,7 +136,7 @@ class Bridge:
                 # in-flight window full, nothing else either). Reconnect to have them redelivered.
                 log.exception("a bridge batch failed; reconnecting so the broker redelivers it")
                 pending = None
-                self._force_redelivery()
+                self._session.force_redelivery()
                 time.sleep(1)
         if pending is not None:
             try:
@@ -261,29 +144,16 @@ class Bridge:
             except Exception:
                 log.exception("unexpected error finishing the last batch; it is redelivered")
 
-    def _force_redelivery(self) -> None:
-        """Drop what is in hand and cut the connection: paho reconnects with the persistent
-        session and the broker resends every unacked message (duplicates are deduplicated
-        on store)."""
-        while True:
-            try:
-                self._inbox.get_nowait()
-            except queue.Empty:
-                break
-        sock = self._client.socket()
-        if isinstance(sock, socket.socket):  # a TLS socket is one too
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
     def _next_batch(self, timeout: float) -> list[Inbound]:
+        inbox = self._session.inbox
         try:
-            first = self._inbox.get(timeout=timeout) if timeout > 0 else self._inbox.get_nowait()
+            first = inbox.get(timeout=timeout) if timeout > 0 else inbox.get_nowait()
         except queue.Empty:
             return []
         batch = [first]
         while len(batch) < self.settings.bridge_batch_size:
             try:
-                batch.append(self._inbox.get_nowait())
+                batch.append(inbox.get_nowait())
             except queue.Empty:
                 break
         return batch
@@ -308,8 +178,8 @@ class Bridge:
         committed = time.monotonic()
         for msg, outcome in zip(subs, outcomes, strict=True):
             PUBLISH_TO_COMMIT.observe(committed - msg.received)
-            self._ack(msg)
-            self._receipt(outcome)
+            self._session.ack(msg)
+            self._session.receipt(outcome)
             if outcome.status == "received" and outcome.submission_id is not None and self.enqueue:
                 self._queue_schedule(outcome.submission_id)
             if self.on_outcome is not None:
@@ -356,24 +226,6 @@ class Bridge:
                 outcomes += store_prepared(self.ctx, [rejected], self.store)
         return outcomes
 
-    def _ack(self, msg: Inbound) -> None:
-        if msg.generation != self._generation:
-            # Packet ids belong to the connection they came on; the broker redelivers this
-            # message on the new connection and the copy is stored as a duplicate.
-            return
-        try:
-            self._client.ack(msg.mid, msg.qos)
-        except Exception:
-            log.exception("could not ack message %s", msg.mid)
-
-    def _receipt(self, outcome: IngestOutcome) -> None:
-        try:
-            self._client.publish(
-                receipt_topic(self.settings, outcome), json.dumps(outcome.receipt()), qos=1
-            )
-        except Exception:
-            log.exception("could not publish a receipt")
-
     # --- schedule enqueue (own thread: a dead Celery broker must not slow acks) --------------
 
     def _queue_schedule(self, submission_id: int) -> None:
@@ -410,16 +262,12 @@ class Bridge:
             facts = json.loads(msg.payload)
             if not isinstance(facts, dict):
                 raise ValueError("registration is not a JSON object")
-            from greengrader.ops.workers import register_worker
-
             register_worker(self.ctx, facts)
         except (ValueError, GreengraderError) as exc:
             log.warning("worker registration rejected: %s", exc)
-        except ImportError:
-            log.warning("worker registry not installed; registration ignored")
         except SQLAlchemyError:
             log.warning("database unavailable; worker registration left for redelivery")
             return  # not acked: the broker redelivers it
         except Exception:
             log.exception("worker registration failed")
-        self._ack(msg)
+        self._session.ack(msg)

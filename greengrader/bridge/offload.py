@@ -27,10 +27,11 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING
 
-from greengrader.bridge.ingest import SCHEDULE_TASK, enqueue_schedule_many, prepare
-from greengrader.bridge.store import Prepared, Rejected
-from greengrader.payload.parse import sha256_hex
+from greengrader.bridge.ingest import enqueue_schedule_many, prepare
+from greengrader.bridge.records import Prepared, Rejected
+from greengrader.payload.digest import sha256_hex
 from greengrader.settings import Settings
+from greengrader.tasks.names import SCHEDULE_TASK
 
 if TYPE_CHECKING:
     from greengrader.context import Context
@@ -110,14 +111,10 @@ class Offload:
         if self.workers > 0:
             self._executor().submit(_ready).result(timeout=120)
 
-    def prepare_all(self, items: Sequence[tuple[bytes, str | None]]) -> list[Prepared]:
-        """One :class:`Prepared` per ``(payload, topic)``, in order; never raises for bad input."""
-        return self.prepare_later(items)()
-
     def prepare_later(self, items: Sequence[tuple[bytes, str | None]]) -> Callable[[], list[Prepared]]:
         """Start preparing ``items`` in the workers; the returned function waits for the
-        result (what :meth:`prepare_all` returns). Lets the bridge store one batch while
-        the next is being prepared."""
+        result: one :class:`Prepared` per ``(payload, topic)``, in order, never raising for
+        bad input. Lets the bridge store one batch while the next is being prepared."""
         if self.workers <= 0 or not items:
             return lambda: [prepare(self.settings, data, topic) for data, topic in items]
         pool = self._executor()

@@ -20,7 +20,7 @@ import zipfile
 from collections.abc import Sequence
 from typing import Any
 
-from greengrader.payload.parse import data_offset
+from greengrader.payload.archive import data_offset
 
 PII_FIELDS = ("name", "email", "sid")
 PSEUDONYM_DOMAIN = "pseudonym.invalid"

@@ -15,9 +15,8 @@ from __future__ import annotations
 import io
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 from sqlalchemy import Connection, Table, insert, select
 from sqlalchemy import tuple_ as sa_tuple
@@ -25,6 +24,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
+from greengrader.bridge.records import Accepted, IngestOutcome, OutcomeStatus, Prepared, Rejected
 from greengrader.db import Database
 from greengrader.models import (
     Assignment,
@@ -84,50 +84,6 @@ def _copy_payloads(conn: Connection, rows: list[dict[str, Any]]) -> bool:
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
 _COPY_ROW = struct.Struct("!hiii")
 _COPY_TRAILER = struct.pack("!h", -1)
-
-OutcomeStatus = Literal["received", "duplicate", "quarantined"]
-
-
-@dataclass(frozen=True)
-class Accepted:
-    """A valid payload ready to store (``data`` and ``metadata`` already pseudonymised)."""
-
-    parsed: ParsedPayload
-    data: bytes
-    metadata: dict[str, Any]
-    users: list[dict[str, Any]]
-    topic: str | None
-
-
-@dataclass(frozen=True)
-class Rejected:
-    """A payload that failed validation, kept in quarantine with its reason."""
-
-    reason: str
-    detail: str
-    data: bytes
-    sha256: str
-    topic: str | None
-    gradescope_id: int | None = None
-
-
-Prepared = Accepted | Rejected
-
-
-@dataclass(frozen=True)
-class IngestOutcome:
-    status: OutcomeStatus
-    sha256: str
-    topic: str | None
-    submission_id: int | None = None
-    gradescope_id: int | None = None
-    quarantine_id: int | None = None
-    reason: str | None = None
-
-    def receipt(self) -> dict[str, Any]:
-        """The JSON body published on the receipt topic (no student data)."""
-        return {"submission_id": self.submission_id, "status": self.status, "reason": self.reason}
-
 
 class Store:
     """Stores prepared payloads; caches course and assignment ids seen in committed work."""

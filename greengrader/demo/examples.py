@@ -8,12 +8,13 @@ payloads are zips in the shape the ``run_autograder`` hook publishes (nested lay
 
 from __future__ import annotations
 
-import io
 import json
-import zipfile
 from pathlib import Path
 from typing import Any
 
+from greengrader.payload.build import nested_payload
+
+# The repository's examples/ folder, beside the package.
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
 
 
@@ -48,17 +49,14 @@ def example_payload(name: str, case: str, submission_id: int, *, root: Path = EX
 
 
 def build_payload(source: Path, submission: Path, metadata: dict[str, Any], results: dict[str, Any]) -> bytes:
-    """Zip ``gradescope_data/{hostname.txt, autograder/{source,submission,...}}`` in memory."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("gradescope_data/hostname.txt", "10.0.3.17 \n")
-        ag = "gradescope_data/autograder/"
-        for folder, prefix in ((source, ag + "source/"), (submission, ag + "submission/")):
-            for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-                zf.writestr(prefix + path.relative_to(folder).as_posix(), path.read_bytes())
-        for name in ("run_autograder", "setup.sh"):
-            if (source / name).is_file():
-                zf.writestr(ag + name, (source / name).read_bytes())
-        zf.writestr(ag + "submission_metadata.json", json.dumps(metadata, indent=2))
-        zf.writestr(ag + "results/results.json", json.dumps(results))
-    return buf.getvalue()
+    """The hook's payload for the autograder in ``source`` and the submission in ``submission``."""
+    return nested_payload(
+        hostname="10.0.3.17 \n", metadata=metadata, results=results,
+        source=_files(source), submission=_files(submission),
+        autograder={name: (source / name).read_bytes() for name in ("run_autograder", "setup.sh")
+                    if (source / name).is_file()},
+    )
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {path.relative_to(folder).as_posix(): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}

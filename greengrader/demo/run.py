@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import select
 
 from greengrader.bridge.ingest import ingest_bytes, make_store
-from greengrader.bridge.store import IngestOutcome
+from greengrader.bridge.records import IngestOutcome
 from greengrader.context import Context, set_current_context
 from greengrader.demo.examples import EXAMPLES_DIR, example_cases, example_names, example_payload
 from greengrader.models import TERMINAL, Decision, Result, Status, Submission

@@ -41,8 +41,9 @@ from greengrader.grading.results import ParsedResults, parse_results
 from greengrader.grading.retry import place_elsewhere, retry
 from greengrader.models import Assignment, Result, Status, Worker
 from greengrader.ops.metrics import CARBON_EMITTED_G, GRADES
-from greengrader.payload.parse import METADATA, parse_payload
-from greengrader.payload.parse import Limits as PayloadLimits
+from greengrader.payload.layout import METADATA
+from greengrader.payload.limits import Limits as PayloadLimits
+from greengrader.payload.parse import parse_payload
 from greengrader.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,5 @@
-"""The region registry: region name -> carbon zone, location, capacity and queue.
+"""The region registry: the deployment's map of regions, each with its queue, carbon zone,
+location, capacity (worker slots, schedulable nodes) and whether it is enabled.
 
 Loaded from a TOML file (``GREENGRADER_REGIONS_FILE``) or a packaged set: the default
 US set (``greengrader/data/regions.toml``) or ``world`` (``regions-world.toml``), chosen by
@@ -75,10 +76,6 @@ class RegionRegistry:
         """The enabled region closest to (lat, lon) on the great circle (offline GPS lookup)."""
         candidates = self.enabled() or list(self)
         return min(candidates, key=lambda r: haversine_km(lat, lon, r.lat, r.lon))
-
-    def zone_for_location(self, lat: float, lon: float) -> str:
-        """The carbon zone of the nearest configured region."""
-        return self.nearest(lat, lon).zone
 
     def by_queue(self, queue: str) -> Region:
         for region in self._by_name.values():

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from greengrader.celery_app import app
 from greengrader.context import current_context
+from greengrader.tasks.names import SCHEDULE_TASK
 
 
-@app.task(name="greengrader.schedule", acks_late=True)
+@app.task(name=SCHEDULE_TASK, acks_late=True)
 def schedule(submission_id: int) -> None:
     from greengrader.errors import SchedulingError
     from greengrader.scheduling.service import note_unschedulable, schedule_submission

@@ -34,17 +34,14 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 # zipfile and the codecs are instrumented too: their branches are what the input steers.
-with atheris.instrument_imports(include=["greengrader.bridge", "zipfile", "json"]):
+with atheris.instrument_imports(include=["greengrader.bridge", "greengrader.payload", "zipfile", "json"]):
     from greengrader.bridge.ingest import prepare
-    from greengrader.bridge.store import Rejected
+    from greengrader.bridge.records import Rejected
     from greengrader.errors import PayloadRejected
-    from greengrader.payload.parse import (
-        REASONS,
-        Limits,
-        ParsedPayload,
-        parse_payload,
-        unstorable_json,
-    )
+    from greengrader.payload.limits import Limits
+    from greengrader.payload.parse import ParsedPayload, parse_payload
+    from greengrader.payload.reasons import REASONS
+    from greengrader.payload.storable import unstorable_json
     from greengrader.settings import load_settings
 
 MiB = 1024 * 1024

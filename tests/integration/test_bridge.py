@@ -13,7 +13,7 @@ import redis
 from sqlalchemy import select
 
 from greengrader.bridge.mqtt import Bridge
-from greengrader.bridge.store import IngestOutcome
+from greengrader.bridge.records import IngestOutcome
 from greengrader.context import Context
 from greengrader.db import Database
 from greengrader.models import Assignment, Course, Submission

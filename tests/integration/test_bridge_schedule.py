@@ -8,8 +8,9 @@ from typing import Any
 
 import redis
 
-from greengrader.bridge.ingest import SCHEDULE_TASK, enqueue_schedule_many
+from greengrader.bridge.ingest import enqueue_schedule_many
 from greengrader.context import Context
+from greengrader.tasks.names import SCHEDULE_TASK
 
 PER_MESSAGE = {"id", "root_id"}  # the task id, different for every message
 

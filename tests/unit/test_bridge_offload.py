@@ -15,7 +15,7 @@ import pytest
 
 from greengrader.bridge.ingest import prepare
 from greengrader.bridge.offload import Offload
-from greengrader.bridge.store import Accepted, Rejected
+from greengrader.bridge.records import Accepted, Rejected
 from greengrader.context import Context
 from greengrader.settings import Settings
 
@@ -36,7 +36,7 @@ def offload(tmp_path: Path) -> Iterator[Offload]:
 
 
 def test_workers_prepare_what_the_bridge_would(offload: Offload, payloads: list[tuple[bytes, str | None]]) -> None:
-    got = offload.prepare_all(payloads)
+    got = offload.prepare_later(payloads)()
     want = [prepare(offload.settings, data, topic) for data, topic in payloads]
     assert got == want
     assert [type(p) for p in got] == [Accepted] * (len(payloads) - 1) + [Rejected]
@@ -48,7 +48,7 @@ def test_a_killed_worker_is_replaced_and_the_batch_still_prepared(
     pool = offload._executor()
     for pid in list(pool._processes):  # the worker processes
         os.kill(pid, signal.SIGKILL)
-    got = offload.prepare_all(payloads)
+    got = offload.prepare_later(payloads)()
     assert [type(p) for p in got] == [Accepted] * (len(payloads) - 1) + [Rejected]
     assert offload._executor() is not pool
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from greengrader.bridge.mqtt import course_of, subscriptions
+from greengrader.bridge.topics import course_of, subscriptions
 from greengrader.cli.bridge import render_snippet
 from greengrader.settings import load_settings
 

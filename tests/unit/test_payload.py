@@ -10,13 +10,11 @@ from pathlib import Path
 import pytest
 
 from greengrader.errors import PayloadRejected
-from greengrader.payload.parse import (
-    REASONS,
-    Limits,
-    parse_payload,
-    tree_hash_of_files,
-    unsafe_name,
-)
+from greengrader.payload.archive import unsafe_name
+from greengrader.payload.digest import tree_hash
+from greengrader.payload.limits import Limits
+from greengrader.payload.parse import parse_payload
+from greengrader.payload.reasons import REASONS
 from tests import payloads
 
 EXPECTED = {  # from the fixtures' README
@@ -57,7 +55,7 @@ def test_source_hash_is_the_same_for_both_layouts_and_matches_the_folder(
     assert nested.source_hash == flat.source_hash
     source = fixtures_dir / "hello-python" / "source"
     files = {str(p.relative_to(source)): p.read_bytes() for p in source.rglob("*") if p.is_file()}
-    assert tree_hash_of_files(files) == nested.source_hash
+    assert tree_hash(sorted(files.items())) == nested.source_hash
 
 
 def test_source_hash_changes_with_the_source() -> None:

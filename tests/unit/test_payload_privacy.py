@@ -8,7 +8,7 @@ import zipfile
 
 from greengrader.bridge.ingest import prepare
 from greengrader.bridge.privacy import pseudonym, pseudonymise_metadata, replace_member
-from greengrader.bridge.store import Accepted
+from greengrader.bridge.records import Accepted
 from greengrader.payload.parse import parse_payload
 from greengrader.settings import load_settings
 from tests import payloads

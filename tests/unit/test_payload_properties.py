@@ -27,9 +27,11 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from greengrader.bridge.ingest import prepare
-from greengrader.bridge.store import Accepted, Rejected
+from greengrader.bridge.records import Accepted, Rejected
 from greengrader.errors import PayloadRejected
-from greengrader.payload.parse import REASONS, Limits, ParsedPayload, parse_payload
+from greengrader.payload.limits import Limits
+from greengrader.payload.parse import ParsedPayload, parse_payload
+from greengrader.payload.reasons import REASONS
 from greengrader.settings import load_settings
 from tests import payloads
 

@@ -13,9 +13,11 @@ from typing import Any
 import pytest
 
 from greengrader.bridge.ingest import prepare
-from greengrader.bridge.store import Accepted, Rejected
+from greengrader.bridge.records import Accepted, Rejected
 from greengrader.errors import PayloadRejected
-from greengrader.payload.parse import MAX_JSON_DEPTH, parse_payload, unstorable_json
+from greengrader.payload.limits import MAX_JSON_DEPTH
+from greengrader.payload.parse import parse_payload
+from greengrader.payload.storable import unstorable_json
 from greengrader.settings import load_settings
 from tests import payloads
 
