@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared set-up steps for scripts/test.sh and scripts/demo.sh (sourced, not run); the
 # standalone scripts/setup-gvisor.sh and scripts/build-base-image.sh take as_root and
 # apt_install from here too. Each step checks first and only installs or starts what is
