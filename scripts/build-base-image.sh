@@ -3,14 +3,16 @@
 # with python3, pip and build-essential, close to Gradescope's Ubuntu base.
 # Usage: scripts/build-base-image.sh [TAG]   (idempotent: does nothing if TAG exists)
 set -euo pipefail
+# shellcheck source=scripts/lib/setup.sh
+. "$(dirname "$0")/lib/setup.sh"
 tag="${1:-${GREENGRADER_BASE_IMAGE:-greengrader/autograder-base:bookworm}}"
 if docker image inspect "$tag" >/dev/null 2>&1; then
   echo "base image $tag already present"
   exit 0
 fi
 if ! command -v debootstrap >/dev/null; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -q debootstrap >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q debootstrap >/dev/null; }
+  echo "installing debootstrap"
+  apt_install debootstrap
 fi
 root="$(mktemp -d /var/tmp/gg-rootfs.XXXXXX)"
 trap 'rm -rf "$root"' EXIT

@@ -20,10 +20,10 @@ fi
 # 2. Docker daemon (installs docker.io and starts dockerd when missing).
 ensure_docker
 
-# 3. The autograder base image (debootstrap, about a minute, once).
+# 3. The autograder base image (debootstrap, one to two minutes, once).
 base_image="${GREENGRADER_BASE_IMAGE:-greengrader/autograder-base:bookworm}"
 if ! docker image inspect "$base_image" >/dev/null 2>&1; then
-  log "building the autograder base image $base_image (debootstrap, about a minute)"
+  log "building the autograder base image $base_image (debootstrap, one to two minutes, once)"
   as_root scripts/build-base-image.sh "$base_image"
 fi
 

@@ -7,17 +7,22 @@
 #   DOCKER_DAEMON_JSON  the file (default /etc/docker/daemon.json)
 #   GVISOR_RUNTIME      the runtime's name (default runsc, as GREENGRADER_GVISOR_RUNTIME)
 #   GVISOR_PLATFORM     ptrace (default: works everywhere) or kvm (needs /dev/kvm)
+# Exits 3 when runsc cannot be installed from the machine's package sources.
 set -euo pipefail
 config="${DOCKER_DAEMON_JSON:-/etc/docker/daemon.json}"
 name="${GVISOR_RUNTIME:-runsc}"
 platform="${GVISOR_PLATFORM:-ptrace}"
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+# shellcheck source=scripts/lib/setup.sh
+. "$(dirname "$0")/lib/setup.sh"
 
 if ! command -v runsc >/dev/null; then
   echo "installing runsc (gVisor)"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q runsc >/dev/null \
-    || { as_root apt-get update -q >/dev/null \
-         && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q runsc >/dev/null; }
+  if ! apt_install runsc; then
+    # Exit 3: not packaged here (older Ubuntu releases); callers may go on under runc.
+    echo "runsc is not installable from this machine's package sources; gVisor's own apt" \
+         "repository has it (docs/grading.md)" >&2
+    exit 3
+  fi
 fi
 path="$(command -v runsc)"
 
@@ -48,10 +53,21 @@ sys.exit(10)
 PY
 [ "$changed" = 0 ] || [ "$changed" = 10 ] || exit "$changed"
 
+# The daemon to reload is the one this machine's pid file names: `pidof dockerd` would also
+# find another root's daemon (a chroot's or a container's sees the same process table) and
+# reload a daemon that never reads this daemon.json.
+pidfile=/var/run/docker.pid
 pid=""
-[ -r /var/run/docker.pid ] && pid="$(cat /var/run/docker.pid)"
-[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || pid="$(pidof dockerd || true)"
+[ -r "$pidfile" ] && pid="$(cat "$pidfile")"
+if [ -n "$pid" ] && ! [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = dockerd ]; then
+  pid=""  # stale: that dockerd is gone
+fi
 if [ -z "$pid" ]; then
+  if docker info >/dev/null 2>&1 || as_root docker info >/dev/null 2>&1; then
+    echo "gVisor registered as runtime $name in $config, but the running dockerd has no pid file" \
+         "$pidfile to reload it by: reload it yourself (systemctl reload docker, or kill -HUP its pid)" >&2
+    exit 1
+  fi
   echo "gVisor registered as runtime $name in $config (dockerd not running: it reads it at start)"
   exit 0
 fi
@@ -60,8 +76,8 @@ if [ "$changed" = 10 ]; then
   as_root kill -HUP "$pid"
 fi
 for _ in $(seq 120); do  # a dockerd that is still starting answers later
-  docker info --format '{{range $k, $v := .Runtimes}}{{$k}} {{end}}' 2>/dev/null | grep -qw "$name" && exit 0
+  as_root docker info --format '{{range $k, $v := .Runtimes}}{{$k}} {{end}}' 2>/dev/null | grep -qw "$name" && exit 0
   sleep 0.5
 done
-echo "dockerd does not list the runtime $name after reloading $config" >&2
+echo "dockerd ($pid) does not list the runtime $name after reloading $config" >&2
 exit 1

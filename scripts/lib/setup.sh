@@ -1,6 +1,9 @@
-# Shared set-up steps for scripts/test.sh and scripts/demo.sh (sourced, not run).
-# Each step checks first and only installs or starts what is missing, saying what it does.
-# Callers set `set -euo pipefail` and cd to the repository root before sourcing this.
+# shellcheck shell=bash
+# Shared set-up steps for scripts/test.sh and scripts/demo.sh (sourced, not run); the
+# standalone scripts/setup-gvisor.sh and scripts/build-base-image.sh take as_root and
+# apt_install from here too. Each step checks first and only installs or starts what is
+# missing, saying what it does. Callers set `set -euo pipefail`, and cd to the repository
+# root before calling the ensure_* steps.
 
 log() { printf '\n== %s\n' "$*"; }
 
@@ -12,9 +15,28 @@ as_root() {
   fi
 }
 
+# apt-get as root, never asking. NEEDRESTART_SUSPEND: Debian's needrestart (which docker.io
+# recommends) would otherwise restart the machine's other daemons after an install, a shared
+# dockerd among them.
+apt_get() { as_root env DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1 apt-get -q "$@"; }
+
+# apt_install PKG...: quiet when it works, apt's own last words when it does not. The package
+# lists are fetched first where there are none (a fresh image ships without them), and again
+# when the install fails (a stale list names versions the mirror no longer has).
 apt_install() {
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null \
-    || { as_root apt-get update -q >/dev/null && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null; }
+  local out rc=0
+  out="$(mktemp)"
+  if ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; then
+    echo "fetching the package lists (apt-get update)"
+    apt_get update >"$out" 2>&1 || rc=$?
+  fi
+  if [ "$rc" = 0 ] && ! apt_get install -y "$@" >"$out" 2>&1; then
+    echo "updating the package lists (apt-get update) and retrying"
+    { apt_get update && apt_get install -y "$@"; } >"$out" 2>&1 || rc=$?
+  fi
+  [ "$rc" = 0 ] || { echo "apt-get install $* failed:" >&2; tail -20 "$out" >&2; }
+  rm -f "$out"
+  return "$rc"
 }
 
 up() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -23,10 +45,15 @@ wait_up() { for _ in $(seq 60); do up "$1" && return 0; sleep 0.5; done; echo "p
 # ensure_venv SPEC STAMP: .venv with `pip install -e SPEC`, re-installed when pyproject.toml changes.
 ensure_venv() {
   local spec="$1" stamp="$2" py="${PYTHON:-python3}"
+  if ! "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    echo "GreenGrader needs Python 3.11 or newer; $py is $("$py" -V 2>&1 || echo missing)" \
+         "(set PYTHON to a newer one)" >&2
+    return 1
+  fi
   if [ ! -x .venv/bin/python ]; then
     log "creating .venv"
-    if ! "$py" -m venv .venv 2>/dev/null; then
-      # Debian and Ubuntu ship the venv module separately.
+    if ! "$py" -m venv .venv >/dev/null 2>&1; then
+      # Debian and Ubuntu ship the venv module (ensurepip) separately.
       rm -rf .venv
       log "installing python3-venv (the Python venv module)"
       apt_install python3-venv
@@ -69,7 +96,13 @@ ensure_docker() {
     apt_install docker.io
   fi
   log "gVisor (runsc) runtime"
-  scripts/setup-gvisor.sh
+  local rc=0
+  scripts/setup-gvisor.sh || rc=$?
+  if [ "$rc" = 3 ] && [ "${GREENGRADER_SANDBOX:-auto}" = auto ]; then
+    echo "going on without gVisor: student code runs under runc (GREENGRADER_SANDBOX=auto)" >&2
+  elif [ "$rc" != 0 ]; then
+    return "$rc"
+  fi
   if docker info >/dev/null 2>&1; then
     return 0
   fi
