@@ -88,6 +88,13 @@ def demo_cmd(out_dir: Path | None, timeout_s: float, grade_timeout: int, databas
 
     report = build_report(ReportData(database=collect(ctx.db, "UTC")), out_dir or real_home / "demo-report")
     console.print(f"report: {report.html_path}")
+    unfinished = [r for r in rows if r.status not in ("graded", "failed")]
+    if unfinished:
+        # A wrong grade is the autograder's business; a job that errored or never ended is ours.
+        states = ", ".join(sorted({r.status for r in unfinished}))
+        console.print(f"[red]{len(unfinished)} of {len(rows)} submissions did not finish grading ({states}); "
+                      "`greengrader explain ID` says why[/]")
+        raise SystemExit(1)
 
 
 def register(group: click.Group) -> None:
