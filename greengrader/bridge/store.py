@@ -208,22 +208,8 @@ class _Writer:
 
     def submission(self, item: Accepted) -> IngestOutcome:
         parsed = item.parsed
-        assignment_id = self.assignment_id(parsed)
-        values = {
-            "gradescope_id": parsed.gradescope_id,
-            "assignment_id": assignment_id,
-            "sha256": parsed.sha256,
-            "size": parsed.size,
-            "metadata_json": item.metadata,
-            "users": item.users,
-            "hostname": parsed.hostname,
-            "gradescope_score": parsed.score,
-            "gradescope_results": parsed.results,
-            "topic": item.topic,
-            "received_at": self.now,
-            "updated_at": self.now,
-            "status": Status.RECEIVED.value,
-        }
+        values = self._values(item)
+        values["metadata_json"] = values.pop("metadata")  # the ORM attribute of column `metadata`
         new_id = self._insert_submission(values)
         if new_id is None:
             existing = self.session.scalar(

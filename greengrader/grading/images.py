@@ -31,6 +31,7 @@ import urllib3
 from docker.errors import APIError, DockerException, ImageNotFound
 
 from greengrader.errors import ExecutorError, ImageBuildError
+from greengrader.grading.executors.docker_client import connect
 from greengrader.settings import Settings, get_settings
 
 LABEL_SOURCE = "greengrader.source"
@@ -76,10 +77,7 @@ class ImageBuilder:
     @property
     def client(self) -> docker.DockerClient:
         if self._client is None:
-            try:
-                self._client = docker.from_env(timeout=600)
-            except DockerException as exc:
-                raise ExecutorError(f"cannot reach the Docker daemon: {exc}") from exc
+            self._client = connect(600)  # a build streams for minutes
         return self._client
 
     def tag_for(self, source: Mapping[str, bytes]) -> str:

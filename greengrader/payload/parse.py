@@ -19,22 +19,16 @@ from greengrader.payload.archive import ZIP_ERRORS, Meter, check_envelope, check
 from greengrader.payload.digest import sha256_hex, tree_hash
 from greengrader.payload.layout import HOSTNAME, METADATA, NESTED, RESULTS, ROOT, SOURCE, SUBMISSION
 from greengrader.payload.limits import MAX_HOSTNAME_CHARS, MAX_JSON_BYTES, Limits
-from greengrader.payload.metadata import score_of, submission_fields
+from greengrader.payload.metadata import SubmissionFields, score_of, submission_fields
 from greengrader.payload.storable import json_object
 
 
 @dataclass(frozen=True)
-class ParsedPayload:
-    """What the store needs from a valid payload. ``metadata`` is the raw Gradescope JSON."""
+class ParsedPayload(SubmissionFields):
+    """What the store needs from a valid payload: Gradescope's submission fields and the
+    rest of the zip. ``metadata`` is the raw Gradescope JSON."""
 
-    gradescope_id: int
-    assignment_id: int
-    course_id: int
-    assignment_title: str
-    total_points: float | None
-    created_at: str | None
     metadata: dict[str, Any]
-    users: list[dict[str, Any]]
     hostname: str | None
     results: dict[str, Any] | None
     results_error: str | None
@@ -87,14 +81,8 @@ def _extract(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], data: bytes, lim
     if not source:
         raise PayloadRejected("missing_source", f"no files under {source_dir}")
     return ParsedPayload(
-        gradescope_id=fields.gradescope_id,
-        assignment_id=fields.assignment_id,
-        course_id=fields.course_id,
-        assignment_title=fields.assignment_title,
-        total_points=fields.total_points,
-        created_at=fields.created_at,
+        **vars(fields),  # Gradescope's fields as validated
         metadata=metadata,
-        users=fields.users,
         hostname=_hostname(zf, by_name.get(HOSTNAME), meter),
         results=results,
         results_error=results_error,

@@ -54,13 +54,18 @@ class Overview(BaseModel):
     alerts: list[Alert]
 
 
-class SubmissionRow(BaseModel):
+class SubmissionIdentity(BaseModel):
+    """What names a submission on every page: its ids, assignment and status."""
+
     id: int
     gradescope_id: int
     course_gradescope_id: int
     assignment_id: int
     assignment_title: str
     status: str
+
+
+class SubmissionRow(SubmissionIdentity):
     region: str | None
     received_at: datetime
     score: float | None
@@ -150,13 +155,7 @@ class ResultView(BaseModel):
     output_truncated: bool
 
 
-class SubmissionDetail(BaseModel):
-    id: int
-    gradescope_id: int
-    course_gradescope_id: int
-    assignment_id: int
-    assignment_title: str
-    status: str
+class SubmissionDetail(SubmissionIdentity):
     status_reason: str | None
     region: str | None
     not_before: datetime | None

@@ -29,6 +29,7 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from greengrader.errors import ExecutorError
 from greengrader.grading.executors.archive import job_tar
 from greengrader.grading.executors.base import ExecutionResult, Job, Limits
+from greengrader.grading.executors.docker_client import connect
 from greengrader.grading.executors.docker_container import (
     ENV_MAX_B64,
     NOBODY,
@@ -78,13 +79,7 @@ class DockerExecutor:
     @property
     def client(self) -> docker.DockerClient:
         if self._client is None:
-            try:
-                self._client = docker.from_env(timeout=60)
-            except DockerException as exc:
-                raise ExecutorError(f"cannot reach the Docker daemon: {exc}") from exc
-            # requests would scan the whole environment for proxy settings on every call
-            # (~a few ms each, ten calls per job); the daemon is never behind an HTTP proxy.
-            self._client.api.trust_env = False
+            self._client = connect(60)
         return self._client
 
     def sandbox(self) -> SandboxChoice:
