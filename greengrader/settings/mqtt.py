@@ -6,6 +6,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, SecretStr
 
+from greengrader.settings.secrets import secret_value
+
 
 class MqttSettings(BaseModel):
     mqtt_host: str = "127.0.0.1"
@@ -26,8 +28,4 @@ class MqttSettings(BaseModel):
 
     def mqtt_secret(self) -> str | None:
         """The MQTT password from the variable or the password file (never logged)."""
-        if self.mqtt_password is not None:
-            return self.mqtt_password.get_secret_value()
-        if self.mqtt_password_file is not None:
-            return self.mqtt_password_file.read_text().strip()
-        return None
+        return secret_value(self.mqtt_password, self.mqtt_password_file)

@@ -11,10 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import platformdirs
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
-_URL_SCHEMES_DB = ("postgresql", "postgresql+psycopg2", "sqlite")
-_URL_SCHEMES_BROKER = ("redis", "rediss", "amqp", "pyamqp", "sqla+sqlite", "sqla+postgresql", "filesystem", "memory")
+_URL_SCHEMES = {
+    "database_url": ("database", ("postgresql", "postgresql+psycopg2", "sqlite")),
+    "broker_url": ("broker", ("redis", "rediss", "amqp", "pyamqp", "sqla+sqlite", "sqla+postgresql", "filesystem",
+                              "memory")),
+}
 
 
 def data_dir() -> Path:
@@ -28,18 +31,12 @@ class StorageSettings(BaseModel):
     result_backend: str | None = None
     home: Path = Field(default_factory=data_dir)
 
-    @field_validator("database_url")
+    @field_validator("database_url", "broker_url")
     @classmethod
-    def _check_db_url(cls, value: str) -> str:
-        if value and not value.startswith(tuple(s + ":" for s in _URL_SCHEMES_DB)):
-            raise ValueError(f"unsupported database URL scheme (use one of {', '.join(_URL_SCHEMES_DB)})")
-        return value
-
-    @field_validator("broker_url")
-    @classmethod
-    def _check_broker_url(cls, value: str) -> str:
-        if value and not value.startswith(tuple(s + ":" for s in _URL_SCHEMES_BROKER)):
-            raise ValueError(f"unsupported broker URL scheme (use one of {', '.join(_URL_SCHEMES_BROKER)})")
+    def _check_url_scheme(cls, value: str, info: ValidationInfo) -> str:
+        what, schemes = _URL_SCHEMES[info.field_name or ""]
+        if value and not value.startswith(tuple(s + ":" for s in schemes)):
+            raise ValueError(f"unsupported {what} URL scheme (use one of {', '.join(schemes)})")
         return value
 
     @property

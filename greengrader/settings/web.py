@@ -6,6 +6,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, SecretStr
 
+from greengrader.settings.secrets import secret_value
+
 
 class WebSettings(BaseModel):
     web_host: str = "127.0.0.1"
@@ -22,8 +24,4 @@ class WebSettings(BaseModel):
 
     def web_secret(self) -> str | None:
         """The key that signs dashboard session cookies (variable or file; never logged)."""
-        if self.web_secret_key is not None:
-            return self.web_secret_key.get_secret_value()
-        if self.web_secret_key_file is not None:
-            return self.web_secret_key_file.read_text().strip()
-        return None
+        return secret_value(self.web_secret_key, self.web_secret_key_file)
