@@ -16,6 +16,7 @@ from __future__ import annotations
 from greengrader.celery_app import SCHEDULING_QUEUE
 from greengrader.grading.executors.base import MAX_TIMEOUT_S
 from greengrader.settings import get_settings
+from greengrader.tasks.names import SCHEDULE_TASK, SWEEP_TASK
 
 _settings = get_settings()
 
@@ -59,12 +60,12 @@ task_send_sent_event = True
 
 task_default_queue = SCHEDULING_QUEUE
 task_routes = {
-    "greengrader.schedule": {"queue": SCHEDULING_QUEUE},
-    "greengrader.sweep": {"queue": SCHEDULING_QUEUE},
+    SCHEDULE_TASK: {"queue": SCHEDULING_QUEUE},
+    SWEEP_TASK: {"queue": SCHEDULING_QUEUE},
     # greengrader.grade is routed at enqueue time: apply_async(queue=region.queue_name)
 }
 
 beat_schedule = {
-    "sweep": {"task": "greengrader.sweep", "schedule": _settings.sweep_interval_s},
+    "sweep": {"task": SWEEP_TASK, "schedule": _settings.sweep_interval_s},
 }
 beat_schedule_filename = str(_settings.home / "celerybeat-schedule")

@@ -180,6 +180,12 @@ def breakdown(p: Pipeline, slots: int) -> None:
         "AND EXISTS (SELECT 1 FROM status_event r WHERE r.submission_id = e.submission_id AND r.to_status = 'running' "
         "AND r.id < e.id) GROUP BY 1 ORDER BY 2 DESC LIMIT 3")
     print("taken again after a claim:  " + ("; ".join(f"{n} x {reason[:400]}" for reason, n in again) or "none"))
+    lost = p.query("SELECT submission_id FROM status_event WHERE reason LIKE 'its message was lost%' LIMIT 1")
+    if lost:
+        history = p.query(f"SELECT at, from_status, to_status, reason FROM status_event WHERE submission_id = "
+                          f"{lost[0][0]} ORDER BY id")
+        print("history of a job re-sent as lost:  " + " | ".join(
+            f"{at:%H:%M:%S.%f} {a}->{b} {(r or '')[:90]}" for at, a, b, r in history))
     per_region = p.query("SELECT region, count(*), min(started_at), max(finished_at) FROM result "
                          "WHERE outcome = 'graded' GROUP BY 1 ORDER BY 1")
     print("graded per region:  " + ",  ".join(

@@ -20,8 +20,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
-from greengrader.scheduling.service import GRADE_TASK
 from greengrader.settings import Settings
+from greengrader.tasks.names import GRADE_TASK
 
 log = logging.getLogger(__name__)
 

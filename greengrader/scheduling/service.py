@@ -27,13 +27,12 @@ from greengrader.scheduling.liveness import RegionLiveness, live_view, region_li
 from greengrader.scheduling.placement import Placer, runtime_estimate
 from greengrader.scheduling.policies import get_policy
 from greengrader.scheduling.types import Placement, PlacementRequest, RegionLoad
-from greengrader.tasks.names import SCHEDULE_TASK
+from greengrader.tasks.names import GRADE_TASK, SCHEDULE_TASK
 
 if TYPE_CHECKING:
     from greengrader.scheduling.cas_client import CasClient
 
 log = logging.getLogger(__name__)
-GRADE_TASK = "greengrader.grade"
 MOVED_OFF = "moved off"  # status reason of a job taken off a dead region, then its region
 
 

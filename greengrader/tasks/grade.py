@@ -11,11 +11,12 @@ from celery.signals import worker_ready
 
 from greengrader.celery_app import app
 from greengrader.context import current_context
+from greengrader.tasks.names import GRADE_TASK
 
 log = logging.getLogger(__name__)
 
 
-@app.task(name="greengrader.grade", bind=True, acks_late=True)
+@app.task(name=GRADE_TASK, bind=True, acks_late=True)
 def grade(self: Any, submission_id: int, dispatch: int | None = None) -> None:
     from greengrader.grading.service import grade_submission
 

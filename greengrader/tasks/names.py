@@ -7,3 +7,5 @@ Importing this module imports nothing else: keep it that way.
 from __future__ import annotations
 
 SCHEDULE_TASK = "greengrader.schedule"
+GRADE_TASK = "greengrader.grade"
+SWEEP_TASK = "greengrader.sweep"

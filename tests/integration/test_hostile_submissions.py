@@ -283,3 +283,31 @@ def test_periodic_cleanup_removes_exited_and_never_started_containers(
         for c in (exited, unstarted, other):
             with contextlib.suppress(Exception):
                 c.remove(force=True)
+
+
+def test_periodic_cleanup_never_removes_a_container_its_job_started_meanwhile(
+    executor: DockerExecutor, image: str, docker_client: Any
+) -> None:
+    """The race a deadline night hit: the cleanup lists a job's container while it is still
+    `created`, the job starts it, and the cleanup inspects a running container. It must be
+    left alone (removing it made the job fail with 404/409 and run again)."""
+    labels = {LABEL_JOB: "starting", LABEL_WORKER: executor.worker}
+    container = docker_client.containers.create(image, ["sleep", "30"], labels=labels, network_mode="none")
+    inspect = executor.client.api.inspect_container
+    started: list[str] = []
+
+    def start_then_inspect(cid: str) -> Any:  # the job's start lands between list and inspect
+        if cid == container.id and not started:
+            started.append(cid)
+            executor.client.api.start(cid)
+        return inspect(cid)
+
+    executor.client.api.inspect_container = start_then_inspect  # type: ignore[method-assign]
+    try:
+        assert executor.remove_exited(older_than_s=0, unstarted_after_s=0) == 0
+        container.reload()
+        assert container.status == "running"
+    finally:
+        executor.client.api.inspect_container = inspect  # type: ignore[method-assign]
+        with contextlib.suppress(Exception):
+            container.remove(force=True)

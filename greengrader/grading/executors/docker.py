@@ -280,11 +280,16 @@ class DockerExecutor:
             with contextlib.suppress(NotFound, APIError):
                 attrs = self.client.api.inspect_container(container.id)
                 state = attrs["State"]
+                created = docker_time(attrs.get("Created", ""))
                 if state.get("Status") == "created":
-                    since, wait = docker_time(attrs.get("Created", "")), unstarted_after_s
+                    since, wait = created, unstarted_after_s
+                elif state.get("Status") in ("exited", "dead"):
+                    since, wait = docker_time(state.get("FinishedAt", "")) or created, older_than_s
                 else:
-                    since, wait = docker_time(state.get("FinishedAt", "")), older_than_s
-                if since is not None and now - since < wait:
+                    # Listed before its job started it (create -> start takes ~0.3 s under
+                    # gVisor): it is running a live job now, whatever the list said.
+                    continue
+                if since is None or now - since < wait:
                     continue
                 container.remove(force=True)
                 removed += 1
