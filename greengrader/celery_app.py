@@ -21,7 +21,7 @@ from kombu import Queue
 
 from greengrader.db import dispose_all
 from greengrader.errors import ConfigError
-from greengrader.regions.registry import RegionRegistry, check_region_settings, load_regions
+from greengrader.regions.registry import RegionRegistry, configured_regions
 from greengrader.settings import get_settings
 
 TASK_MODULES = [
@@ -54,13 +54,6 @@ def _one_line_errors() -> Iterator[None]:
         raise SystemExit(2) from None
 
 
-def _regions() -> RegionRegistry:
-    settings = get_settings()
-    regions = load_regions(settings.regions_file)
-    check_region_settings(regions, default_region=settings.default_region, baseline_region=settings.baseline_region)
-    return regions
-
-
 def _make_folders(config: Mapping[str, Any]) -> None:
     """The beat schedule's folder (the home) and the embedded broker's folders."""
     folders = [Path(config["beat_schedule_filename"]).parent]
@@ -76,7 +69,7 @@ class GreengraderCelery(Celery):
     def prepare_config(self, c: Any) -> Any:
         with _one_line_errors():
             config = dict(super().prepare_config(c))
-            config["task_queues"] = task_queues(_regions())
+            config["task_queues"] = task_queues(configured_regions(get_settings()))
         _make_folders(config)
         return config
 

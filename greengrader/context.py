@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from greengrader.db import Database, get_database
 from greengrader.models.base import utcnow
-from greengrader.regions.registry import RegionRegistry, check_region_settings, load_regions
+from greengrader.regions.registry import RegionRegistry, configured_regions
 from greengrader.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -61,14 +61,10 @@ class Context:
     @classmethod
     def from_settings(cls, settings: Settings | None = None, **kwargs: object) -> Context:
         settings = settings or get_settings()
-        regions = load_regions(settings.regions_file)
-        check_region_settings(
-            regions, default_region=settings.default_region, baseline_region=settings.baseline_region
-        )
         return cls(
             settings=settings,
             db=get_database(settings),
-            regions=regions,
+            regions=configured_regions(settings),
             **kwargs,  # type: ignore[arg-type]
         )
 

@@ -14,8 +14,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from greengrader.errors import ConfigError, UnknownRegion
+
+if TYPE_CHECKING:
+    from greengrader.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -137,3 +141,11 @@ def check_region_settings(registry: RegionRegistry, **named: str | None) -> None
             raise UnknownRegion(
                 f"GREENGRADER_{field.upper()}: unknown region {value!r} (known: {', '.join(registry.names)})"
             )
+
+
+def configured_regions(settings: Settings) -> RegionRegistry:
+    """The deployment's registry (``GREENGRADER_REGIONS_FILE`` or the packaged one), checked
+    against the settings that name a region."""
+    regions = load_regions(settings.regions_file)
+    check_region_settings(regions, default_region=settings.default_region, baseline_region=settings.baseline_region)
+    return regions
