@@ -171,8 +171,14 @@ class Policy(ABC):
         equivalent to :meth:`choose` on the cube ``grid[:, first[j] : first[j] + n_starts]``.
         """
         g, first_idx, mask = self._grid_inputs(grid, first, feasible, penalty)
-        ids = _as_jobs(jobs, first_idx.size)
-        region = self._grid_regions(g.T[:, :, None], mask.T[:, :, None], first_idx, ids, regions)
+        return self._grid_choose(g, first_idx, mask, n_starts, _as_jobs(jobs, first_idx.size), regions)
+
+    def _grid_choose(
+        self, g: FloatArray, first_idx: IntArray, mask: BoolArray, n_starts: int | npt.ArrayLike,
+        jobs: IntArray, regions: Sequence[str] | None,
+    ) -> tuple[IntArray, IntArray]:
+        """:meth:`choose_grid` on checked inputs; spatial policies start at ``first``."""
+        region = self._grid_regions(g.T[:, :, None], mask.T[:, :, None], first_idx, jobs, regions)
         return region, np.where(region >= 0, first_idx, NO_CHOICE).astype(np.int64)
 
     def _grid_regions(
@@ -358,18 +364,10 @@ class SpatioTemporal(CarbonOptimal):
     name = "spatio-temporal"
     temporal = True
 
-    def choose_grid(
-        self,
-        grid: npt.ArrayLike,
-        first: npt.ArrayLike,
-        n_starts: int | npt.ArrayLike = 1,
-        feasible: npt.ArrayLike | None = None,
-        *,
-        jobs: npt.ArrayLike | None = None,
-        regions: Sequence[str] | None = None,
-        penalty: npt.ArrayLike | None = None,
+    def _grid_choose(
+        self, g: FloatArray, first_idx: IntArray, mask: BoolArray, n_starts: int | npt.ArrayLike,
+        jobs: IntArray, regions: Sequence[str] | None,
     ) -> tuple[IntArray, IntArray]:
-        g, first_idx, mask = self._grid_inputs(grid, first, feasible, penalty)
         g = np.where(mask, g, np.inf)
         widths = np.broadcast_to(np.asarray(n_starts, dtype=np.int64), first_idx.shape)
         region = np.full(first_idx.shape, NO_CHOICE, dtype=np.int64)
