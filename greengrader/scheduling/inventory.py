@@ -5,6 +5,12 @@ worker has taken but not yet acknowledged. Waiting, however long, is not loss: t
 asks the broker which (submission, dispatch) pairs it holds and re-sends only the rows
 it does not. A broker restart that dropped everything shows up as an empty inventory.
 
+A message a worker took but has not acknowledged, while its row is still ``queued``,
+is only in hand for the moment between delivery and the claim: a worker killed in that
+moment leaves it in ``unacked`` until Redis's visibility timeout (hours). So an unacked
+message counts as held only while it is younger than the sweep's grace; after that the
+row is re-sent, and fencing makes the old message, should it ever come back, do nothing.
+
 Backends: Redis (the queue's priority lists plus kombu's ``unacked`` hash) and kombu's
 filesystem transport (the embedded default). For other transports the inventory is
 unknown (None) and no waiting job is ever re-sent: RabbitMQ's durable queues and
@@ -31,11 +37,13 @@ Held = set[tuple[int, int | None]]  # (submission id, dispatch) of every grade m
 REDIS_PRIORITY_STEPS = (0, 3, 6, 9)
 REDIS_SEP = "\x06\x16"
 REDIS_UNACKED = "unacked"
+REDIS_UNACKED_INDEX = "unacked_index"  # delivery tag -> delivery time (epoch seconds)
 
 
 class Inventory(Protocol):
-    def held(self, queues: Iterable[str]) -> Held | None:
-        """Grade messages in ``queues`` (waiting or taken but unacknowledged); None if unknown."""
+    def held(self, queues: Iterable[str], taken_within_s: float = float("inf")) -> Held | None:
+        """Grade messages in ``queues``: waiting, or taken but unacknowledged for less than
+        ``taken_within_s``; None if unknown."""
 
 
 def grade_message(envelope: dict[str, Any]) -> tuple[int, int | None] | None:
@@ -61,26 +69,30 @@ class RedisInventory:
 
         self._client = redis.Redis.from_url(url, socket_timeout=10)
 
-    def held(self, queues: Iterable[str]) -> Held | None:
+    def held(self, queues: Iterable[str], taken_within_s: float = float("inf")) -> Held | None:
         import redis
 
         names = set(queues)
         out: Held = set()
         try:
-            with self._client.pipeline(transaction=False) as pipe:
+            with self._client.pipeline(transaction=True) as pipe:  # one snapshot of lists and unacked
                 for queue in names:
                     for pri in REDIS_PRIORITY_STEPS:
                         pipe.lrange(f"{queue}{REDIS_SEP}{pri}" if pri else queue, 0, -1)
-                pipe.hvals(REDIS_UNACKED)
-                *lists, unacked = pipe.execute()
+                pipe.hgetall(REDIS_UNACKED)
+                pipe.zrange(REDIS_UNACKED_INDEX, 0, -1, withscores=True)
+                pipe.time()
+                *lists, unacked, delivered, (now_s, now_us) = pipe.execute()
         except redis.RedisError as exc:
             log.warning("cannot read the broker's queues (%s); not recovering queued jobs this pass", exc)
             return None
         for raw in (m for items in lists for m in items):
             self._add(out, json.loads(raw))
-        for raw in unacked:
+        since = dict(delivered)
+        now = now_s + now_us / 1e6
+        for tag, raw in unacked.items():
             message, _exchange, routing_key = json.loads(raw)
-            if routing_key in names:
+            if routing_key in names and now - since.get(tag, now) < taken_within_s:
                 self._add(out, message)
         return out
 
@@ -95,7 +107,8 @@ class FilesystemInventory:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
-    def held(self, queues: Iterable[str]) -> Held | None:
+    def held(self, queues: Iterable[str], taken_within_s: float = float("inf")) -> Held | None:
+        # A taken message leaves the folder at once (nothing is kept unacknowledged).
         suffixes = tuple(f".{q}.msg" for q in queues)
         out: Held = set()
         try:
@@ -114,7 +127,7 @@ class FilesystemInventory:
 
 
 class UnknownInventory:
-    def held(self, queues: Iterable[str]) -> Held | None:
+    def held(self, queues: Iterable[str], taken_within_s: float = float("inf")) -> Held | None:
         return None
 
 

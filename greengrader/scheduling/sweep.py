@@ -224,7 +224,8 @@ def _recover_lost(p: _Pass, inventory: Inventory) -> None:
     a queue and a worker's unacked set is seen in one of the two reads."""
     grace = timedelta(seconds=p.ctx.settings.received_grace_s)
     queues = {r.name: r.queue_name for r in p.ctx.regions}
-    before = inventory.held(queues.values())
+    taken = p.ctx.settings.received_grace_s
+    before = inventory.held(queues.values(), taken)
     if before is None:
         return
     with p.ctx.db.session() as session:
@@ -235,7 +236,7 @@ def _recover_lost(p: _Pass, inventory: Inventory) -> None:
         ).all()
     if not rows:
         return
-    after = inventory.held(queues.values())
+    after = inventory.held(queues.values(), taken)
     if after is None:
         return
     held = before | after

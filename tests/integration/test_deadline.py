@@ -7,6 +7,9 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import subprocess
+import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -65,6 +68,36 @@ def test_a_backlog_many_times_every_threshold_is_waiting_not_lost(make_ctx: Any,
     assert sorted(lost) == sorted(ids)
     assert sorted(grade_messages(rds, "region-us-west")) == sorted((i, 2) for i in ids)
     assert not run_sweep(ctx).lost
+
+
+TAKE_AND_DIE = """
+import os, signal
+from kombu import Connection
+with Connection({url!r}) as conn:
+    conn.SimpleQueue("region-us-west").get(timeout=10)  # delivered: now in kombu's `unacked`
+    os.kill(os.getpid(), signal.SIGKILL)  # before any claim, as a worker killed mid-delivery
+"""
+
+
+def test_a_message_taken_by_a_worker_killed_before_its_claim_is_re_sent(
+    make_ctx: Any, rds: redis.Redis, redis_url: str
+) -> None:
+    """A worker SIGKILLed between taking a message and claiming its row leaves the message
+    in `unacked` until Redis's visibility timeout (hours) while the row stays `queued`.
+    Just taken, it is in hand and not re-sent; older than the grace, it is lost: re-sent
+    with a new dispatch number, which fences the old message out should it ever return."""
+    ctx = make_ctx(policy="static", default_region="us-west", live=["us-west"], received_grace_s=3.0)
+    (sid,) = add_submissions(ctx.db, 1)
+    assert schedule_submission(ctx, sid) is not None
+    subprocess.run([sys.executable, "-c", TAKE_AND_DIE.format(url=redis_url)], timeout=60, check=False)
+    assert rds.llen("region-us-west") == 0 and rds.hlen("unacked") == 1
+    at(ctx, 10, ["us-west"])  # the row has been `queued` longer than the grace
+    assert not run_sweep(ctx).lost  # taken moments ago: a live worker would be claiming it
+    time.sleep(3.5)
+    at(ctx, 1, ["us-west"])
+    assert run_sweep(ctx).lost == [sid]
+    assert grade_messages(rds, "region-us-west") == [(sid, 2)]
+    assert status_of(ctx.db, sid).dispatch == 2
 
 
 def test_default_registry_with_one_live_region_places_everything_there(make_ctx: Any, rds: redis.Redis) -> None:

@@ -247,7 +247,8 @@ class DockerExecutor:
         self.drain()
         removed = 0
         now = time.time()
-        for container in self.client.containers.list(all=True, filters={"label": LABEL_JOB}):
+        # ignore_removed: a container removed while the list is read is not an error here.
+        for container in self.client.containers.list(all=True, filters={"label": LABEL_JOB}, ignore_removed=True):
             mine = container.labels.get(LABEL_WORKER) == self.worker
             created = docker_time(container.attrs.get("Created", ""))
             if everything or mine or (created is not None and now - created > STALE_AFTER_S):
@@ -276,7 +277,7 @@ class DockerExecutor:
         removed = 0
         now = datetime.now(UTC).timestamp()
         filters = {"label": f"{LABEL_WORKER}={self.worker}", "status": ["exited", "dead", "created"]}
-        for container in self.client.containers.list(all=True, filters=filters):
+        for container in self.client.containers.list(all=True, filters=filters, ignore_removed=True):
             with contextlib.suppress(NotFound, APIError):
                 attrs = self.client.api.inspect_container(container.id)
                 state = attrs["State"]
