@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import io
 import tarfile
 
@@ -20,9 +19,9 @@ NONCE = "abc123"
 
 
 def report(results: bytes | None, state: str = "ok", rc: int = 0) -> bytes:
-    data = base64.b64encode(results).decode() if results is not None else ""
-    return (f"\n@@{NONCE} stats rc={rc} cpu_ns=2500000000 mem_peak=1048576\n"
-            f"@@{NONCE} results {state} {data}\n").encode()
+    """The wrapper's report, as the shell prints it."""
+    head = f"\n@@{NONCE} stats rc={rc} cpu_ns=2500000000 mem_peak=1048576\n@@{NONCE} results {state}\n".encode()
+    return head + (results + f"\n@@{NONCE} end\n".encode() if results is not None else b"")
 
 
 def test_limits_from_settings_with_assignment_overrides() -> None:
@@ -45,13 +44,26 @@ def test_the_last_report_wins_and_foreign_nonces_are_ignored() -> None:
     assert raw == b'{"score": 2}'
 
 
-@pytest.mark.parametrize(
-    ("state", "expected"),
-    [("missing", "missing"), ("not-regular", "not a regular file"), ("too-large:5000000", "too large (5000000 bytes")],
-)
+@pytest.mark.parametrize(("state", "expected"), [("missing", "missing"), ("not-regular", "not a regular file")])
 def test_problems_reported_by_the_wrapper(state: str, expected: str) -> None:
     _, _, raw, problem = split_report(report(None, state), NONCE, 1024)
     assert raw is None and problem is not None and problem.startswith(expected)
+
+
+def test_results_are_taken_as_they_are_up_to_the_cap() -> None:
+    pretty = b'{\n  "score": 1,\n  "output": "@@ \\n end"\n}\n'  # newlines, a trailing one, marker-like text
+    _, stats, raw, problem = split_report(b"out" + report(pretty), NONCE, 1024)
+    assert (raw, problem, stats["rc"]) == (pretty, None, 0)
+    # the wrapper sends at most cap + 1 bytes: one more than the cap is too large
+    _, _, raw, problem = split_report(report(b"x" * 1025), NONCE, 1024)
+    assert raw is None and problem is not None and "too large" in problem and "1024" in problem
+    assert split_report(report(b"x" * 1024), NONCE, 1024)[2] == b"x" * 1024
+
+
+def test_a_report_cut_before_its_end_is_not_taken_as_results() -> None:
+    cut = report(b'{"score": 1}')[: -len(f"\n@@{NONCE} end\n") - 3]
+    _, _, raw, problem = split_report(cut, NONCE, 1024)
+    assert raw is None and problem is not None and "cut off" in problem
 
 
 def test_no_report_means_the_autograder_was_killed() -> None:
@@ -80,15 +92,15 @@ LIMITS = Limits(timeout_s=10, memory_mb=256, disk_mb=100)
 @pytest.mark.parametrize(
     ("args", "outcome", "phrase"),
     [
-        (("disk", False, 137, 3.0, None, "missing"), "failed", "more than 100 MB to disk"),
-        (("timeout", False, 137, 12.0, None, "missing"), "timeout", "within 10 s"),
-        ((None, False, 137, 10.0, None, "missing"), "timeout", "within 10 s"),
-        ((None, True, 137, 1.0, None, "missing"), "oom", "out of memory (limit 256 MB)"),
-        ((None, False, 0, 1.0, None, "missing"), "failed", "did not write /autograder/results/results.json"),
-        ((None, False, 0, 1.0, b"Running tests...\n{}", None), "failed", "printed into it"),
-        ((None, False, 0, 1.0, b"[1, 2]", None), "failed", "not a JSON object"),
-        ((None, True, 0, 1.0, b'{"score": 1}', None), "graded", "ran out of memory"),
-        ((None, False, 3, 1.0, b'{"score": 1}', None), "graded", "exited with code 3"),
+        (("disk", False, 137, None, "missing"), "failed", "more than 100 MB to disk"),
+        (("timeout", False, 137, None, "missing"), "timeout", "within 10 s"),
+        ((None, False, 137, None, "missing"), "failed", "exit code 137"),  # a kill that was not ours
+        ((None, True, 137, None, "missing"), "oom", "out of memory (limit 256 MB)"),
+        ((None, False, 0, None, "missing"), "failed", "did not write /autograder/results/results.json"),
+        ((None, False, 0, b"Running tests...\n{}", None), "failed", "printed into it"),
+        ((None, False, 0, b"[1, 2]", None), "failed", "not a JSON object"),
+        ((None, True, 0, b'{"score": 1}', None), "graded", "ran out of memory"),
+        ((None, False, 3, b'{"score": 1}', None), "graded", "exited with code 3"),
     ],
 )
 def test_container_outcomes_and_messages(args: tuple, outcome: str, phrase: str) -> None:  # type: ignore[type-arg]

@@ -37,8 +37,7 @@ def container_options(
     limits = job.limits
     memory = f"{limits.memory_mb}m"
     options: dict[str, Any] = {
-        "command": ["/bin/sh", "-c", WRAPPER, "greengrader-run", str(int(limits.timeout_s)), nonce,
-                    str(limits.results_bytes)],
+        "command": ["/bin/sh", "-c", WRAPPER, "greengrader-run", nonce, str(limits.results_bytes)],
         "environment": {ENV_FILES: packed.decode()} if packed else {},
         "labels": dict(labels),
         "detach": True,
