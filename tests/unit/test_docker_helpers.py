@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import io
+import subprocess
 import tarfile
 
 import pytest
 
 from greengrader.errors import ConfigError
 from greengrader.grading.executors import get_executor
-from greengrader.grading.executors.archive import job_tar
+from greengrader.grading.executors.archive import job_tar, printf_format
 from greengrader.grading.executors.base import MAX_TIMEOUT_S, Limits
 from greengrader.grading.executors.docker import DockerExecutor, container_verdict
 from greengrader.grading.executors.docker_report import parse_stats, read_capped, split_report
@@ -120,3 +121,15 @@ def test_get_executor_by_name_and_dotted_path() -> None:
 def test_cpu_time_from_the_shell_when_there_is_no_cgroupfs() -> None:
     assert parse_stats(["rc=0", "ctimes=0m1.250000s,1m0.500000s"]) == {"rc": 0, "cpu_s": 61.75}
     assert parse_stats(["ctimes=garbage"]) == {}
+
+
+@pytest.mark.parametrize("shell", ["/bin/sh", "/bin/bash"])
+def test_the_printf_format_prints_the_job_tar_back_byte_for_byte(shell: str) -> None:
+    tricky = bytes(range(256)) * 2 + b"\x00" * 700 + b"7\x007\x00\x0012%%d %s \\c\\0\\n\n\\"
+    files = {"submission/a.py": tricky, "submission/notes.txt": b"100% done\n", "submission_metadata.json": b"{}"}
+    data = job_tar(files, prefix="autograder/")
+    for sample in (data, tricky, b"\x01" + b"0" * 3, b"\x00"):
+        out = subprocess.run([shell, "-c", 'printf "$F"'], env={"F": printf_format(sample)},
+                             capture_output=True, check=True).stdout
+        assert out == sample
+    assert len(printf_format(data)) < 3 * len(data)  # tar padding: two characters a byte

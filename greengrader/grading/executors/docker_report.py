@@ -1,12 +1,12 @@
 """What a Docker grading container tells us on stdout: the wrapper that runs the
 autograder, and reading its framed report back from the capped log.
 
-PID 1 is docker-init. Under runc the shell unpacks small jobs from the environment (no
-put_archive round trip; under gVisor put_archive is cheaper), runs the autograder, then reports on stdout, framed by a per-job nonce: the
+PID 1 is docker-init. The shell unpacks small jobs from the environment (no put_archive
+round trip), runs the autograder, then reports on stdout, framed by a per-job nonce: the
 container's CPU time and memory peak, then results.json as it is (regular files only, at
 most the cap plus one byte). The wall clock is the host's: it kills the whole container.
 Under gVisor every process started costs tens of milliseconds, so the wrapper starts only
-what it must (``base64`` and ``tar`` to unpack, ``head`` to report). Reading the report
+what it must (``tar`` to unpack, ``head`` to report). Reading the report
 from the log stream avoids get_archive calls, each of which mounts the container's
 filesystem (and sees nothing of a sandbox whose root is an overlay in memory).
 """
@@ -25,7 +25,7 @@ ENV_FILES = "GREENGRADER_FILES"
 # $1 nonce, $2 results cap (bytes).
 WRAPPER = r"""
 if [ -n "${GREENGRADER_FILES:-}" ]; then
-  printf %s "$GREENGRADER_FILES" | base64 -d | tar -x -C / || { echo "greengrader: cannot unpack the submission" >&2; exit 97; }
+  printf "$GREENGRADER_FILES" | tar -x -C / || { echo "greengrader: cannot unpack the submission" >&2; exit 97; }
 fi
 unset GREENGRADER_FILES
 cd /autograder
