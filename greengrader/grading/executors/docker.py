@@ -12,6 +12,7 @@ The OCI runtime is gVisor's ``runsc`` where the daemon has it (executors/sandbox
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import logging
 import socket
@@ -26,11 +27,11 @@ import requests
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
 from greengrader.errors import ExecutorError
-from greengrader.grading.executors.archive import job_tar, printf_format
+from greengrader.grading.executors.archive import job_tar
 from greengrader.grading.executors.base import ExecutionResult, Job, Limits
 from greengrader.grading.executors.docker_client import connect
 from greengrader.grading.executors.docker_container import (
-    ENV_MAX_CHARS,
+    ENV_MAX_B64,
     NOBODY,
     container_options,
     container_runtime,
@@ -46,9 +47,7 @@ log = logging.getLogger(__name__)
 LABEL_JOB = "greengrader.job"
 EXIT_SIGTERM = 128 + 15
 LABEL_WORKER = "greengrader.worker"
-# The wall clock is enforced from the host (an in-container `timeout` would be one more
-# process, costly under gVisor): from the moment start() returns, plus the time the kill takes.
-KILL_GRACE_S = 0.5
+KILL_GRACE_S = 2.0  # the in-container `timeout -s KILL` fires first; the host kill is a backstop
 STALE_AFTER_S = 2400 + 600  # a container older than the longest possible job is a leftover
 # How long the daemon's runtimes are trusted: a runtime registered later (SIGHUP) is used
 # within a minute without restarting the worker.
@@ -104,11 +103,13 @@ class DockerExecutor:
                 volume = self.client.volumes.create(
                     f"gg-{job.job_id}-{uuid.uuid4().hex[:8]}", labels=self._labels(job)
                 )
-            packed = self._inline_files(job)
+            packed = None if job.limits.strict else base64.b64encode(job_tar(job.files, prefix="autograder/"))
+            inline = packed is not None and len(packed) <= ENV_MAX_B64
             nonce = uuid.uuid4().hex
             t0 = time.monotonic()
-            container = self._create(job, volume.name if volume else None, nonce, packed, sandbox)
-            if packed is None:
+            container = self._create(job, volume.name if volume else None, nonce, packed if inline else None,
+                                     sandbox)
+            if not inline:
                 uid = NOBODY if job.limits.strict else 0
                 dest, prefix = ("/autograder", "") if job.limits.strict else ("/", "autograder/")
                 if not container.put_archive(dest, job_tar(job.files, uid=uid, prefix=prefix)):
@@ -125,19 +126,10 @@ class DockerExecutor:
         finally:
             self._remove_later(container, volume)
 
-    @staticmethod
-    def _inline_files(job: Job) -> str | None:
-        """The job's files as a printf format for the environment (the wrapper unpacks them
-        with one process, no put_archive round trip), or None to copy them in with put_archive."""
-        if job.limits.strict:
-            return None
-        packed = printf_format(job_tar(job.files, prefix="autograder/"))
-        return packed if len(packed) <= ENV_MAX_CHARS else None
-
     def _labels(self, job: Job) -> dict[str, str]:
         return {LABEL_JOB: job.job_id, LABEL_WORKER: self.worker}
 
-    def _create(self, job: Job, volume: str | None, nonce: str, packed: str | None, sandbox: SandboxChoice) -> Any:
+    def _create(self, job: Job, volume: str | None, nonce: str, packed: bytes | None, sandbox: SandboxChoice) -> Any:
         options = container_options(
             job, labels=self._labels(job), volume=volume, nonce=nonce, packed=packed, sandbox=sandbox
         )
@@ -179,7 +171,8 @@ class DockerExecutor:
                      "container_runtime_s": container_runtime(state)},
         )
         result.outcome, result.message, result.results = container_verdict(
-            limits, stopped, bool(state.get("OOMKilled")), state.get("ExitCode"), raw, problem,
+            limits, stopped, bool(state.get("OOMKilled")), state.get("ExitCode"),
+            container_runtime(state) or runtime, raw, problem,
         )
         if truncated:
             result.message += f" Output was cut to its last {limits.stdout_bytes} bytes."
@@ -309,11 +302,15 @@ def container_verdict(
     stopped: str | None,
     oom_killed: bool,
     exit_code: int | None,
+    runtime_s: float,
     raw: bytes | None,
     problem: str | None,
 ) -> Verdict:
-    """The outcome of a container run: our kills (the disk budget, the wall clock) are
-    Docker's own ways to end."""
+    """The outcome of a container run: our disk-budget kill is Docker's own way to end;
+    ``timeout -s KILL`` firing shows as exit 124/137 after the whole time limit."""
     if stopped == "disk":
         return "failed", f"The autograder wrote more than {limits.disk_mb} MB to disk and was stopped.", None
-    return classify(limits, RunEnd(stopped == "timeout", oom_killed, exit_code, raw, problem))
+    timed_out = stopped == "timeout" or (
+        exit_code in (124, 137) and not oom_killed and runtime_s >= limits.timeout_s - 0.5
+    )
+    return classify(limits, RunEnd(timed_out, oom_killed, exit_code, raw, problem))
