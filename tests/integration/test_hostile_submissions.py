@@ -17,7 +17,12 @@ from typing import Any
 import pytest
 
 from greengrader.grading.executors.base import ExecutionResult, Job, Limits
-from greengrader.grading.executors.docker import LABEL_JOB, LABEL_WORKER, DockerExecutor
+from greengrader.grading.executors.docker import (
+    LABEL_DEADLINE,
+    LABEL_JOB,
+    LABEL_WORKER,
+    DockerExecutor,
+)
 from greengrader.grading.images import ImageBuilder
 from tests.integration.sandboxes import SANDBOXES, sandboxed_executor
 
@@ -286,6 +291,35 @@ def test_periodic_cleanup_removes_exited_and_never_started_containers(
         assert exited.id not in left and unstarted.id not in left and other.id in left
     finally:
         for c in (exited, unstarted, other):
+            with contextlib.suppress(Exception):
+                c.remove(force=True)
+
+
+def test_periodic_cleanup_kills_containers_running_past_their_deadline(
+    executor: DockerExecutor, image: str, docker_client: Any
+) -> None:
+    """The wall clock of a job whose pool process died (SIGKILL, OOM) while its container
+    ran: nobody is left to kill it at the limit, so the cleanup does once the deadline
+    label has passed, for this worker's containers and, a minute later, any worker's."""
+    now = int(time.time())
+    mine = {LABEL_JOB: "orphan", LABEL_WORKER: executor.worker}
+
+    def sleeper(labels: dict[str, str], deadline: int) -> Any:
+        return docker_client.containers.run(image, ["sleep", "300"], labels={**labels, LABEL_DEADLINE: str(deadline)},
+                                            detach=True, network_mode="none")
+
+    overdue = sleeper(mine, now - 20)
+    live = sleeper(mine, now + 300)
+    just_overdue = sleeper(mine, now - 5)  # its live job may be killing it right now
+    others = {**mine, LABEL_WORKER: "a-worker-killed-for-good"}
+    other_overdue, other_recent = sleeper(others, now - 90), sleeper(others, now - 20)
+    try:
+        assert executor.remove_exited(older_than_s=15, unstarted_after_s=3600) == 2
+        left = {c.id for c in docker_client.containers.list(all=True, filters={"label": LABEL_JOB})}
+        assert overdue.id not in left and other_overdue.id not in left
+        assert {live.id, just_overdue.id, other_recent.id} <= left
+    finally:
+        for c in (overdue, live, just_overdue, other_overdue, other_recent):
             with contextlib.suppress(Exception):
                 c.remove(force=True)
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import base64
 import io
+import subprocess
 import tarfile
 
 import pytest
 
 from greengrader.errors import ConfigError
 from greengrader.grading.executors import get_executor
-from greengrader.grading.executors.archive import job_tar
+from greengrader.grading.executors.archive import job_tar, printf_format
 from greengrader.grading.executors.base import MAX_TIMEOUT_S, Limits
 from greengrader.grading.executors.docker import DockerExecutor, container_verdict
 from greengrader.grading.executors.docker_report import parse_stats, read_capped, split_report
@@ -20,9 +20,9 @@ NONCE = "abc123"
 
 
 def report(results: bytes | None, state: str = "ok", rc: int = 0) -> bytes:
-    data = base64.b64encode(results).decode() if results is not None else ""
-    return (f"\n@@{NONCE} stats rc={rc} cpu_ns=2500000000 mem_peak=1048576\n"
-            f"@@{NONCE} results {state} {data}\n").encode()
+    """The wrapper's report, as the shell prints it."""
+    head = f"\n@@{NONCE} stats rc={rc} cpu_ns=2500000000 mem_peak=1048576\n@@{NONCE} results {state}\n".encode()
+    return head + (results + f"\n@@{NONCE} end\n".encode() if results is not None else b"")
 
 
 def test_limits_from_settings_with_assignment_overrides() -> None:
@@ -45,13 +45,26 @@ def test_the_last_report_wins_and_foreign_nonces_are_ignored() -> None:
     assert raw == b'{"score": 2}'
 
 
-@pytest.mark.parametrize(
-    ("state", "expected"),
-    [("missing", "missing"), ("not-regular", "not a regular file"), ("too-large:5000000", "too large (5000000 bytes")],
-)
+@pytest.mark.parametrize(("state", "expected"), [("missing", "missing"), ("not-regular", "not a regular file")])
 def test_problems_reported_by_the_wrapper(state: str, expected: str) -> None:
     _, _, raw, problem = split_report(report(None, state), NONCE, 1024)
     assert raw is None and problem is not None and problem.startswith(expected)
+
+
+def test_results_are_taken_as_they_are_up_to_the_cap() -> None:
+    pretty = b'{\n  "score": 1,\n  "output": "@@ \\n end"\n}\n'  # newlines, a trailing one, marker-like text
+    _, stats, raw, problem = split_report(b"out" + report(pretty), NONCE, 1024)
+    assert (raw, problem, stats["rc"]) == (pretty, None, 0)
+    # the wrapper sends at most cap + 1 bytes: one more than the cap is too large
+    _, _, raw, problem = split_report(report(b"x" * 1025), NONCE, 1024)
+    assert raw is None and problem is not None and "too large" in problem and "1024" in problem
+    assert split_report(report(b"x" * 1024), NONCE, 1024)[2] == b"x" * 1024
+
+
+def test_a_report_cut_before_its_end_is_not_taken_as_results() -> None:
+    cut = report(b'{"score": 1}')[: -len(f"\n@@{NONCE} end\n") - 3]
+    _, _, raw, problem = split_report(cut, NONCE, 1024)
+    assert raw is None and problem is not None and "cut off" in problem
 
 
 def test_no_report_means_the_autograder_was_killed() -> None:
@@ -80,15 +93,15 @@ LIMITS = Limits(timeout_s=10, memory_mb=256, disk_mb=100)
 @pytest.mark.parametrize(
     ("args", "outcome", "phrase"),
     [
-        (("disk", False, 137, 3.0, None, "missing"), "failed", "more than 100 MB to disk"),
-        (("timeout", False, 137, 12.0, None, "missing"), "timeout", "within 10 s"),
-        ((None, False, 137, 10.0, None, "missing"), "timeout", "within 10 s"),
-        ((None, True, 137, 1.0, None, "missing"), "oom", "out of memory (limit 256 MB)"),
-        ((None, False, 0, 1.0, None, "missing"), "failed", "did not write /autograder/results/results.json"),
-        ((None, False, 0, 1.0, b"Running tests...\n{}", None), "failed", "printed into it"),
-        ((None, False, 0, 1.0, b"[1, 2]", None), "failed", "not a JSON object"),
-        ((None, True, 0, 1.0, b'{"score": 1}', None), "graded", "ran out of memory"),
-        ((None, False, 3, 1.0, b'{"score": 1}', None), "graded", "exited with code 3"),
+        (("disk", False, 137, None, "missing"), "failed", "more than 100 MB to disk"),
+        (("timeout", False, 137, None, "missing"), "timeout", "within 10 s"),
+        ((None, False, 137, None, "missing"), "failed", "exit code 137"),  # a kill that was not ours
+        ((None, True, 137, None, "missing"), "oom", "out of memory (limit 256 MB)"),
+        ((None, False, 0, None, "missing"), "failed", "did not write /autograder/results/results.json"),
+        ((None, False, 0, b"Running tests...\n{}", None), "failed", "printed into it"),
+        ((None, False, 0, b"[1, 2]", None), "failed", "not a JSON object"),
+        ((None, True, 0, b'{"score": 1}', None), "graded", "ran out of memory"),
+        ((None, False, 3, b'{"score": 1}', None), "graded", "exited with code 3"),
     ],
 )
 def test_container_outcomes_and_messages(args: tuple, outcome: str, phrase: str) -> None:  # type: ignore[type-arg]
@@ -108,3 +121,15 @@ def test_get_executor_by_name_and_dotted_path() -> None:
 def test_cpu_time_from_the_shell_when_there_is_no_cgroupfs() -> None:
     assert parse_stats(["rc=0", "ctimes=0m1.250000s,1m0.500000s"]) == {"rc": 0, "cpu_s": 61.75}
     assert parse_stats(["ctimes=garbage"]) == {}
+
+
+@pytest.mark.parametrize("shell", ["/bin/sh", "/bin/bash"])
+def test_the_printf_format_prints_the_job_tar_back_byte_for_byte(shell: str) -> None:
+    tricky = bytes(range(256)) * 2 + b"\x00" * 700 + b"7\x007\x00\x0012%%d %s \\c\\0\\n\n\\"
+    files = {"submission/a.py": tricky, "submission/notes.txt": b"100% done\n", "submission_metadata.json": b"{}"}
+    data = job_tar(files, prefix="autograder/")
+    for sample in (data, tricky, b"\x01" + b"0" * 3, b"\x00"):
+        out = subprocess.run([shell, "-c", 'printf "$F"'], env={"F": printf_format(sample)},
+                             capture_output=True, check=True).stdout
+        assert out == sample
+    assert len(printf_format(data)) < 3 * len(data)  # tar padding: two characters a byte

@@ -92,13 +92,13 @@ def _pod(exit_code: int, raw: bytes | None, *, reason: str = "Completed", deadli
 @pytest.mark.parametrize(
     ("docker", "pod"),
     [
-        ((None, False, 0, 1.0, OK, None), _pod(0, OK)),
-        ((None, False, 2, 1.0, OK, None), _pod(2, OK)),
-        ((None, False, 1, 1.0, None, MISSING), _pod(1, None)),
-        ((None, False, 0, 1.0, b"not json", None), _pod(0, b"not json")),
-        ((None, True, 137, 1.0, None, MISSING), _pod(137, None, reason="OOMKilled")),
-        (("timeout", False, 137, 12.0, None, MISSING), _pod(124, None)),
-        (("timeout", False, 137, 12.0, None, MISSING), _pod(137, None, deadline=True)),
+        ((None, False, 0, OK, None), _pod(0, OK)),
+        ((None, False, 2, OK, None), _pod(2, OK)),
+        ((None, False, 1, None, MISSING), _pod(1, None)),
+        ((None, False, 0, b"not json", None), _pod(0, b"not json")),
+        ((None, True, 137, None, MISSING), _pod(137, None, reason="OOMKilled")),
+        (("timeout", False, 137, None, MISSING), _pod(124, None)),
+        (("timeout", False, 137, None, MISSING), _pod(137, None, deadline=True)),
     ],
 )
 def test_docker_and_kubernetes_agree(docker: tuple, pod: dict[str, Any]) -> None:  # type: ignore[type-arg]

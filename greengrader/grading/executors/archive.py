@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import tarfile
 import time
 from collections.abc import Mapping
@@ -27,3 +28,31 @@ def job_tar(files: Mapping[str, bytes], *, uid: int = 0, prefix: str = "") -> by
             info.mtime = int(time.time())
             tar.addfile(info, io.BytesIO(data))
     return buf.getvalue()
+
+
+# Runs of NULs (tar's padding) in one go; any other byte that is not plain ASCII alone.
+_ESCAPED = re.compile(r"(\x00+)|[^\x20-\x24\x26-\x5b\x5d-\x7e\n]")
+_OCTAL_DIGITS = frozenset("01234567")
+
+
+def printf_format(data: bytes) -> str:
+    """``data`` as a POSIX ``printf`` format that prints it back byte for byte.
+
+    The shell's printf is a builtin: ``printf "$FILES" | tar -x`` unpacks a job with one
+    process where ``base64 -d | tar -x`` needs two, and every process counts under gVisor.
+    Printable ASCII stays as it is (``%`` and ``\\`` doubled), every other byte becomes an
+    octal escape of one to three digits: three when an octal digit follows, so ``\\0`` then
+    ``7`` is not read as ``\\07``. Tar's zero padding costs two characters a byte.
+    """
+    text = data.decode("latin-1")
+
+    def escape(match: re.Match[str]) -> str:
+        digit_follows = match.end() < len(text) and text[match.end()] in _OCTAL_DIGITS
+        if match[1]:
+            return "\\0" * (len(match[1]) - 1) + ("\\000" if digit_follows else "\\0")
+        code = ord(match[0])
+        if code in (0x25, 0x5C):
+            return "%%" if code == 0x25 else "\\\\"
+        return f"\\{code:03o}" if digit_follows else f"\\{code:o}"
+
+    return _ESCAPED.sub(escape, text)

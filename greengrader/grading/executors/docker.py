@@ -12,7 +12,6 @@ The OCI runtime is gVisor's ``runsc`` where the daemon has it (executors/sandbox
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import logging
 import socket
@@ -27,11 +26,11 @@ import requests
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
 from greengrader.errors import ExecutorError
-from greengrader.grading.executors.archive import job_tar
+from greengrader.grading.executors.archive import job_tar, printf_format
 from greengrader.grading.executors.base import ExecutionResult, Job, Limits
 from greengrader.grading.executors.docker_client import connect
 from greengrader.grading.executors.docker_container import (
-    ENV_MAX_B64,
+    ENV_MAX_CHARS,
     NOBODY,
     container_options,
     container_runtime,
@@ -47,7 +46,15 @@ log = logging.getLogger(__name__)
 LABEL_JOB = "greengrader.job"
 EXIT_SIGTERM = 128 + 15
 LABEL_WORKER = "greengrader.worker"
-KILL_GRACE_S = 2.0  # the in-container `timeout -s KILL` fires first; the host kill is a backstop
+# Epoch second by which the job's own wait has killed its container. A container still
+# running past it belongs to a pool process that died mid-job; the worker's periodic
+# cleanup kills it, so the wall clock holds without a `timeout` process in the container.
+LABEL_DEADLINE = "greengrader.deadline"
+# The wall clock is enforced from the host (an in-container `timeout` would be one more
+# process, costly under gVisor): from the moment start() returns, plus the time the kill takes.
+KILL_GRACE_S = 0.5
+# Another worker's clock may differ from ours (the deadline is its epoch second).
+OTHERS_GRACE_S = 60.0
 STALE_AFTER_S = 2400 + 600  # a container older than the longest possible job is a leftover
 # How long the daemon's runtimes are trusted: a runtime registered later (SIGHUP) is used
 # within a minute without restarting the worker.
@@ -103,13 +110,11 @@ class DockerExecutor:
                 volume = self.client.volumes.create(
                     f"gg-{job.job_id}-{uuid.uuid4().hex[:8]}", labels=self._labels(job)
                 )
-            packed = None if job.limits.strict else base64.b64encode(job_tar(job.files, prefix="autograder/"))
-            inline = packed is not None and len(packed) <= ENV_MAX_B64
+            packed = self._inline_files(job)
             nonce = uuid.uuid4().hex
             t0 = time.monotonic()
-            container = self._create(job, volume.name if volume else None, nonce, packed if inline else None,
-                                     sandbox)
-            if not inline:
+            container = self._create(job, volume.name if volume else None, nonce, packed, sandbox)
+            if packed is None:
                 uid = NOBODY if job.limits.strict else 0
                 dest, prefix = ("/autograder", "") if job.limits.strict else ("/", "autograder/")
                 if not container.put_archive(dest, job_tar(job.files, uid=uid, prefix=prefix)):
@@ -126,13 +131,22 @@ class DockerExecutor:
         finally:
             self._remove_later(container, volume)
 
+    @staticmethod
+    def _inline_files(job: Job) -> str | None:
+        """The job's files as a printf format for the environment (the wrapper unpacks them
+        with one process, no put_archive round trip), or None to copy them in with put_archive."""
+        if job.limits.strict:
+            return None
+        packed = printf_format(job_tar(job.files, prefix="autograder/"))
+        return packed if len(packed) <= ENV_MAX_CHARS else None
+
     def _labels(self, job: Job) -> dict[str, str]:
         return {LABEL_JOB: job.job_id, LABEL_WORKER: self.worker}
 
-    def _create(self, job: Job, volume: str | None, nonce: str, packed: bytes | None, sandbox: SandboxChoice) -> Any:
-        options = container_options(
-            job, labels=self._labels(job), volume=volume, nonce=nonce, packed=packed, sandbox=sandbox
-        )
+    def _create(self, job: Job, volume: str | None, nonce: str, packed: str | None, sandbox: SandboxChoice) -> Any:
+        deadline = time.time() + job.limits.timeout_s + KILL_GRACE_S
+        labels = self._labels(job) | {LABEL_DEADLINE: str(int(deadline) + 1)}
+        options = container_options(job, labels=labels, volume=volume, nonce=nonce, packed=packed, sandbox=sandbox)
         return self.client.containers.create(job.image, **options)
 
     def _execute(self, container: Any, job: Job, nonce: str, t0: float) -> ExecutionResult:
@@ -171,8 +185,7 @@ class DockerExecutor:
                      "container_runtime_s": container_runtime(state)},
         )
         result.outcome, result.message, result.results = container_verdict(
-            limits, stopped, bool(state.get("OOMKilled")), state.get("ExitCode"),
-            container_runtime(state) or runtime, raw, problem,
+            limits, stopped, bool(state.get("OOMKilled")), state.get("ExitCode"), raw, problem,
         )
         if truncated:
             result.message += f" Output was cut to its last {limits.stdout_bytes} bytes."
@@ -266,35 +279,53 @@ class DockerExecutor:
         return removed
 
     def remove_exited(self, older_than_s: float = 15.0, unstarted_after_s: float = 60.0) -> int:
-        """Remove this worker's job containers that exited more than ``older_than_s`` ago,
-        or were created but never started ``unstarted_after_s`` ago.
+        """Remove this worker's job containers that exited more than ``older_than_s`` ago
+        or were created but never started ``unstarted_after_s`` ago, and any worker's that
+        still run ``older_than_s`` past their deadline (a minute more for another worker's).
 
         A pool process killed or cancelled mid-job (SIGTERM on a broker connection loss,
-        SIGKILL) never reaches its ``finally``; killed between create and start, it leaves a
-        container that never runs. The worker's main process calls this periodically.
-        Containers that just exited are left to the job still reading them.
+        SIGKILL, OOM) never reaches its ``finally`` nor its kill at the time limit; killed
+        between create and start, it leaves a container that never runs. The worker's main
+        process calls this periodically. Containers that just exited or just passed their
+        deadline are left to the job still reading or killing them.
         """
         removed = 0
         now = datetime.now(UTC).timestamp()
-        filters = {"label": f"{LABEL_WORKER}={self.worker}", "status": ["exited", "dead", "created"]}
+        filters = {"label": LABEL_JOB, "status": ["exited", "dead", "created", "running"]}
         for container in self.client.containers.list(all=True, filters=filters, ignore_removed=True):
             with contextlib.suppress(NotFound, APIError):
                 attrs = self.client.api.inspect_container(container.id)
-                state = attrs["State"]
-                created = docker_time(attrs.get("Created", ""))
-                if state.get("Status") == "created":
-                    since, wait = created, unstarted_after_s
-                elif state.get("Status") in ("exited", "dead"):
-                    since, wait = docker_time(state.get("FinishedAt", "")) or created, older_than_s
-                else:
-                    # Listed before its job started it (create -> start takes ~0.3 s under
-                    # gVisor): it is running a live job now, whatever the list said.
-                    continue
-                if since is None or now - since < wait:
+                if container.labels.get(LABEL_WORKER) == self.worker:
+                    since = _left_since(attrs, older_than_s, unstarted_after_s)
+                else:  # a worker killed for good has no successor to clean up after it
+                    since = _overdue_since(attrs, older_than_s + OTHERS_GRACE_S)
+                if since is None or now < since:
                     continue
                 container.remove(force=True)
                 removed += 1
         return removed
+
+
+def _left_since(attrs: dict[str, Any], older_than_s: float, unstarted_after_s: float) -> float | None:
+    """From when a job container counts as left behind by its job (None: never, by itself)."""
+    state, created = attrs["State"], docker_time(attrs.get("Created", ""))
+    status = state.get("Status")
+    if status == "created":
+        return None if created is None else created + unstarted_after_s
+    if status in ("exited", "dead"):
+        finished = docker_time(state.get("FinishedAt", "")) or created
+        return None if finished is None else finished + older_than_s
+    # Running. (One listed as `created` may have been started by its job since: create ->
+    # start takes ~0.3 s under gVisor.)
+    return _overdue_since(attrs, older_than_s)
+
+
+def _overdue_since(attrs: dict[str, Any], grace_s: float) -> float | None:
+    """When a running container is ``grace_s`` past its deadline (None: not running, no deadline)."""
+    if attrs["State"].get("Status") != "running":
+        return None
+    deadline = ((attrs.get("Config") or {}).get("Labels") or {}).get(LABEL_DEADLINE, "")
+    return float(deadline) + grace_s if deadline.isdigit() else None
 
 
 def container_verdict(
@@ -302,15 +333,11 @@ def container_verdict(
     stopped: str | None,
     oom_killed: bool,
     exit_code: int | None,
-    runtime_s: float,
     raw: bytes | None,
     problem: str | None,
 ) -> Verdict:
-    """The outcome of a container run: our disk-budget kill is Docker's own way to end;
-    ``timeout -s KILL`` firing shows as exit 124/137 after the whole time limit."""
+    """The outcome of a container run: our kills (the disk budget, the wall clock) are
+    Docker's own ways to end."""
     if stopped == "disk":
         return "failed", f"The autograder wrote more than {limits.disk_mb} MB to disk and was stopped.", None
-    timed_out = stopped == "timeout" or (
-        exit_code in (124, 137) and not oom_killed and runtime_s >= limits.timeout_s - 0.5
-    )
-    return classify(limits, RunEnd(timed_out, oom_killed, exit_code, raw, problem))
+    return classify(limits, RunEnd(stopped == "timeout", oom_killed, exit_code, raw, problem))

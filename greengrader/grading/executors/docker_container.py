@@ -25,21 +25,20 @@ NOBODY = 65534
 # (`su`/`runuser`), and kills what it started; nothing else is added back. With
 # no-new-privileges no setuid binary can regain what was dropped.
 ROOT_CAPS = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID", "KILL"]
-ENV_MAX_B64 = 96 * 1024  # below the kernel's 128 KiB per-string limit; larger jobs use put_archive
+ENV_MAX_CHARS = 96 * 1024  # below the kernel's 128 KiB per-string limit; larger jobs use put_archive
 
 
 def container_options(
-    job: Job, *, labels: Mapping[str, str], volume: str | None, nonce: str, packed: bytes | None,
+    job: Job, *, labels: Mapping[str, str], volume: str | None, nonce: str, packed: str | None,
     sandbox: SandboxChoice,
 ) -> dict[str, Any]:
-    """Keyword arguments of ``containers.create`` for one job (``packed``: the job's files
-    for the environment, or None when they are copied in with put_archive)."""
+    """Keyword arguments of ``containers.create`` for one job (``packed``: the job's tar as
+    a printf format for the environment, or None when it is copied in with put_archive)."""
     limits = job.limits
     memory = f"{limits.memory_mb}m"
     options: dict[str, Any] = {
-        "command": ["/bin/sh", "-c", WRAPPER, "greengrader-run", str(int(limits.timeout_s)), nonce,
-                    str(limits.results_bytes)],
-        "environment": {ENV_FILES: packed.decode()} if packed else {},
+        "command": ["/bin/sh", "-c", WRAPPER, "greengrader-run", nonce, str(limits.results_bytes)],
+        "environment": {ENV_FILES: packed} if packed else {},
         "labels": dict(labels),
         "detach": True,
         "init": True,
