@@ -170,6 +170,15 @@ def test_stdout_flood_is_capped(executor: DockerExecutor, image: str) -> None:
     assert "Output was cut to its last 65536 bytes" in result.message
 
 
+def test_processes_left_running_cannot_write_into_the_report(executor: DockerExecutor, image: str) -> None:
+    """A background writer that outlives the autograder (here one printing without end, and
+    the autograder's own `> >(cat)`) is stopped before the report, which it would mangle."""
+    result = attack(executor, image, "(while :; do echo 'noise {\"score\": 99}'; done) &\nsleep 0.5\n")
+    assert (result.outcome, result.results) == ("graded", {"score": 1, "tests": []}), result.message
+    assert "noise" in result.stdout
+    assert result.runtime_s < LIMITS.timeout_s
+
+
 def test_sleeper_past_the_timeout_is_killed(executor: DockerExecutor, image: str) -> None:
     started = time.monotonic()
     result = attack(executor, image, "sleep 600\n")

@@ -2,7 +2,7 @@
 autograder, and reading its framed report back from the capped log.
 
 PID 1 is docker-init. The shell unpacks small jobs from the environment (no put_archive
-round trip), runs the autograder, then reports on stdout, framed by a per-job nonce: the
+round trip), runs the autograder, stops what it left running, then reports on stdout, framed by a per-job nonce: the
 container's CPU time and memory peak, then results.json as it is (regular files only, at
 most the cap plus one byte). The wall clock is the host's: it kills the whole container.
 Under gVisor every process started costs tens of milliseconds, so the wrapper starts only
@@ -31,6 +31,10 @@ unset GREENGRADER_FILES
 cd /autograder
 /autograder/run_autograder
 rc=$?
+# Whatever the autograder left running (a `> >(cat)` still copying its output, a server)
+# is stopped here, as Gradescope stops it with the container: it would otherwise write
+# into the report or change results.json while it is read. -1: all but PID 1 and us.
+kill -9 -1 2>/dev/null
 g=/sys/fs/cgroup
 cpu=; mem=
 [ -r $g/cpuacct/cpuacct.usage ] && read -r n <$g/cpuacct/cpuacct.usage && cpu="cpu_ns=$n"
