@@ -21,6 +21,7 @@ waits until every one is terminal and reports:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
@@ -28,7 +29,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
+
+import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -57,6 +61,13 @@ def fixture_source(shared: Path) -> tuple[dict[str, bytes], Path]:
 def bare_docker(image: str, submission: Path, jobs: int, concurrency: int, runtime: str | None) -> float:
     """Jobs per second of ``docker run --rm --network none IMAGE run_autograder``, back to back,
     under the same runtime the pipeline grades with (gVisor where the daemon has it)."""
+    cpu = MachineCpu()
+    rate = _bare_runs(image, submission, jobs, concurrency, runtime)
+    print(f"bare docker run  {rate:.2f} jobs/s; CPU per job: {cpu.per_job(jobs)}", flush=True)
+    return rate
+
+
+def _bare_runs(image: str, submission: Path, jobs: int, concurrency: int, runtime: str | None) -> float:
     left = list(range(jobs))
     lock = threading.Lock()
 
@@ -82,6 +93,63 @@ def bare_docker(image: str, submission: Path, jobs: int, concurrency: int, runti
     return jobs / (time.monotonic() - t0)
 
 
+# Where the daemon accounts its containers' CPU (cgroup v1 and v2 with the cgroupfs driver).
+CONTAINER_CGROUPS = ("/sys/fs/cgroup/cpuacct/docker/cpuacct.usage", "/sys/fs/cgroup/docker/cpu.stat")
+
+
+class MachineCpu:
+    """CPU seconds the whole machine, the grading containers, the Docker daemon and the
+    pipeline's own processes spent between two samples.
+
+    On 2 cores the slots saturate the CPU, so throughput is cores / CPU per job, and the
+    split says where the pipeline's extra CPU goes. Whatever is not in a named part ("rest")
+    is mostly the OCI runtime's short-lived processes (``runsc create/start/delete``, shims).
+    """
+
+    def __init__(self, pipeline: Callable[[], Iterable[tuple[str, int]]] = tuple) -> None:
+        self.pipeline = pipeline
+        self.start = self.sample()
+
+    def sample(self) -> dict[str, float]:
+        times = psutil.cpu_times()
+        daemon = [p for p in psutil.process_iter(["name"]) if p.info["name"] in ("dockerd", "containerd")]
+        parts: dict[str, float] = {}
+        for name, pid in self.pipeline():
+            with contextlib.suppress(psutil.Error):
+                root = psutil.Process(pid)
+                parts[name] = sum(map(_cpu, [root, *root.children(recursive=True)]))
+        return {"machine": times.user + times.system + getattr(times, "irq", 0) + getattr(times, "softirq", 0)
+                + getattr(times, "nice", 0), "containers": _containers_cpu(),
+                "docker daemon": sum(map(_cpu, daemon)), "pipeline": sum(parts.values()),
+                **{f"  {name}": v for name, v in parts.items()}}
+
+    def per_job(self, jobs: int) -> str:
+        end = self.sample()
+        used = {k: end[k] - self.start.get(k, 0.0) for k in end}
+        used["rest"] = used["machine"] - used["containers"] - used["docker daemon"] - used["pipeline"]
+        used = {k: v for k, v in used.items() if not k.startswith("  ")} | {
+            f"({k.strip()})": v for k, v in used.items() if k.startswith("  ")}
+        return ", ".join(f"{k} {1000 * v / max(jobs, 1):.0f}" for k, v in used.items()) + " ms"
+
+
+def _containers_cpu() -> float:
+    for path in CONTAINER_CGROUPS:
+        with contextlib.suppress(OSError, ValueError):
+            text = Path(path).read_text()
+            if path.endswith("cpu.stat"):
+                return int(text.split("usage_usec ")[1].split()[0]) / 1e6
+            return int(text) / 1e9
+    return 0.0
+
+
+def _cpu(proc: psutil.Process) -> float:
+    try:
+        times = proc.cpu_times()
+    except psutil.Error:
+        return 0.0
+    return float(times.user + times.system + times.children_user + times.children_system)
+
+
 def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else (values[0] if values else 0.0)
 
@@ -105,7 +173,7 @@ def main() -> None:
     image = ImageBuilder(load_settings()).ensure(source, "61001").tag
     runtime = sandbox_in_use(load_settings()).runtime
     # The machine's speed drifts: the baseline runs before and after the pipeline.
-    before = bare_docker(image, submission, args.baseline_jobs // 2, slots, runtime)
+    before = bare_docker(image, submission, max(1, args.baseline_jobs // 2), slots, runtime)
     workdir = Path(tempfile.mkdtemp(prefix="gg-deadline-"))
     postgres = PrivatePostgres()
     postgres.init()
@@ -115,17 +183,19 @@ def main() -> None:
     try:
         pipeline.prepare()
         pipeline.start()
+        cpu = MachineCpu(lambda: [(name, p.popen.pid) for name, p in pipeline.procs.items() if p.popen is not None])
         publisher = Publisher(pipeline.topic, list(burst.payloads.items()), threads=2, rate=n / window).start()
         publisher.join(timeout=window * 3 + 60)
         settle_s = pipeline.wait_settled(len(publisher.published), args.settle)
         figures = Figures("deadline benchmark", drain_s=round(settle_s, 1))
         pipeline.verify(figures, publisher.published, burst)
         throughput = report(pipeline, figures, n, window, slots)
+        print(f"CPU per job      {cpu.per_job(n)} (the pipeline: bridge, Celery workers and beat; rest: Postgres, Redis, Mosquitto, the OCI runtime)")
     finally:
         pipeline.stop()
         pipeline.drop()
         postgres.cleanup()
-    after = bare_docker(image, submission, args.baseline_jobs - args.baseline_jobs // 2, slots, runtime)
+    after = bare_docker(image, submission, max(1, args.baseline_jobs - args.baseline_jobs // 2), slots, runtime)
     base = (before + after) / 2
     print(f"bare docker run  {base:.2f} jobs/s ({before:.2f} before the pipeline, {after:.2f} after; "
           f"{args.baseline_jobs} runs, concurrency {slots}, same image, runtime {runtime or 'runc'})")
