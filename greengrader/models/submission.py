@@ -16,7 +16,8 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
+from sqlalchemy import inspect as orm_state
+from sqlalchemy.orm import Mapped, deferred, mapped_column, object_session, relationship
 
 from greengrader.errors import InvalidTransition
 from greengrader.models.base import Base, JSONType, UTCDateTime, utcnow
@@ -78,9 +79,16 @@ class Submission(Base):
         if not can_transition(current, target):
             raise InvalidTransition(current.value, target.value)
         at = now or utcnow()
-        self.events.append(
-            StatusEvent(from_status=current.value, to_status=target.value, reason=reason, at=at)
-        )
+        event = StatusEvent(from_status=current.value, to_status=target.value, reason=reason, at=at)
+        session = object_session(self)
+        if session is None or self.id is None or "events" in orm_state(self).dict:
+            self.events.append(event)
+        else:
+            # Appending would first load the whole history (one SELECT per transition, on
+            # every job's hot path); the row needs only its submission. A later read of
+            # ``events`` in this session autoflushes it first.
+            event.submission_id = self.id
+            session.add(event)
         if target == Status.RECEIVED and current in TERMINAL:
             # A regrade is a fresh job: earlier tries do not count against it.
             self.attempts, self.schedule_tries, self.infra_failures = 0, 0, 0
