@@ -9,13 +9,16 @@ import hashlib
 import json
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from greengrader.errors import ExecutorError
 from greengrader.grading.executors.base import ExecutionResult, Job, Limits
 from greengrader.grading.executors.docker import (
     LABEL_DEADLINE,
@@ -177,6 +180,37 @@ def test_processes_left_running_cannot_write_into_the_report(executor: DockerExe
     assert (result.outcome, result.results) == ("graded", {"score": 1, "tests": []}), result.message
     assert "noise" in result.stdout
     assert result.runtime_s < LIMITS.timeout_s
+
+
+def test_a_container_stopped_by_the_daemon_is_an_infrastructure_error(
+    executor: DockerExecutor, image: str, docker_client: Any
+) -> None:
+    """`docker stop` (or the daemon shutting down) sends SIGTERM: the job must not be
+    stored as the student's grade, and the wrapper (PID 1) must end at once, not after the
+    stop timeout's SIGKILL."""
+    job = Job(f"stopped-{uuid.uuid4().hex[:8]}", image,
+              {"submission/attack.sh": b"sleep 30\n", "submission_metadata.json": b"{}"},
+              replace(LIMITS, timeout_s=60))
+    stop_took: list[float] = []
+
+    def stop_when_running() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            running = docker_client.containers.list(filters={"label": f"{LABEL_JOB}={job.job_id}", "status": "running"})
+            if running:
+                time.sleep(1.0)  # the autograder is under way
+                t0 = time.monotonic()
+                running[0].stop(timeout=20)
+                stop_took.append(time.monotonic() - t0)
+                return
+            time.sleep(0.05)
+
+    stopper = threading.Thread(target=stop_when_running)
+    stopper.start()
+    with pytest.raises(ExecutorError, match="stopped by the Docker daemon"):
+        executor.run(job)
+    stopper.join()
+    assert stop_took and stop_took[0] < 10, stop_took
 
 
 def test_sleeper_past_the_timeout_is_killed(executor: DockerExecutor, image: str) -> None:

@@ -148,7 +148,7 @@ def test_dangerous_kernel_calls_fail(probed: dict[str, Any]) -> None:
 def test_no_network_devices_and_only_the_jobs_processes(probed: dict[str, Any]) -> None:
     assert probed["net"] == ["lo"]
     assert len(probed["pids"]) <= 8 and 1 in probed["pids"]  # its own pid namespace
-    assert probed["cmdline1"].startswith("/sbin/docker-init")
+    assert probed["cmdline1"].startswith("/bin/sh -c")  # PID 1 is the job's own wrapper
 
 
 def test_gvisor_shows_its_own_kernel_and_nothing_of_the_host(probed: dict[str, Any]) -> None:

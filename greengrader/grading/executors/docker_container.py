@@ -41,7 +41,6 @@ def container_options(
         "environment": {ENV_FILES: packed} if packed else {},
         "labels": dict(labels),
         "detach": True,
-        "init": True,
         "network_mode": "none",
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges:true"],

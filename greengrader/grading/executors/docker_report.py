@@ -1,9 +1,9 @@
 """What a Docker grading container tells us on stdout: the wrapper that runs the
 autograder, and reading its framed report back from the capped log.
 
-PID 1 is docker-init. The shell unpacks small jobs from the environment (no put_archive
-round trip), runs the autograder, stops what it left running, then reports on stdout, framed by a per-job nonce: the
-container's CPU time and memory peak, then results.json as it is (regular files only, at
+PID 1 is the wrapper shell. It unpacks small jobs from the environment (no put_archive
+round trip), runs the autograder, stops what it left running, then reports on stdout,
+framed by a per-job nonce: the container's CPU time and memory peak, then results.json as it is (regular files only, at
 most the cap plus one byte). The wall clock is the host's: it kills the whole container.
 Under gVisor every process started costs tens of milliseconds, so the wrapper starts only
 what it must (``tar`` to unpack, ``head`` to report). Reading the report
@@ -29,7 +29,13 @@ if [ -n "${GREENGRADER_FILES:-}" ]; then
 fi
 unset GREENGRADER_FILES
 cd /autograder
-/autograder/run_autograder
+# The shell is PID 1 (no docker-init: one process less). As PID 1 it gets no signal it has
+# no trap for, so a SIGTERM (the daemon stopping the container) is trapped and ends the
+# job with 143 and no report; `wait` returns at once on a trapped signal, where a
+# foreground command would delay the trap until it ended. Waiting also reaps orphans.
+trap 'kill -9 -1 2>/dev/null; exit 143' TERM
+/autograder/run_autograder &
+wait $!
 rc=$?
 # Whatever the autograder left running (a `> >(cat)` still copying its output, a server)
 # is stopped here, as Gradescope stops it with the container: it would otherwise write
