@@ -5,12 +5,13 @@ from __future__ import annotations
 import io
 import subprocess
 import tarfile
+from pathlib import Path
 
 import pytest
 
 from greengrader.errors import ConfigError
 from greengrader.grading.executors import get_executor
-from greengrader.grading.executors.archive import job_tar, printf_format
+from greengrader.grading.executors.archive import job_tar, printf_format, unpack_script
 from greengrader.grading.executors.base import MAX_TIMEOUT_S, Limits
 from greengrader.grading.executors.docker import DockerExecutor, container_verdict
 from greengrader.grading.executors.docker_report import parse_stats, read_capped, split_report
@@ -133,3 +134,27 @@ def test_the_printf_format_prints_the_job_tar_back_byte_for_byte(shell: str) -> 
                              capture_output=True, check=True).stdout
         assert out == sample
     assert len(printf_format(data)) < 3 * len(data)  # tar padding: two characters a byte
+
+
+@pytest.mark.parametrize("shell", ["/bin/sh", "/bin/bash"])
+@pytest.mark.parametrize("nested", [False, True])
+def test_the_unpack_script_writes_every_file_back_byte_for_byte(shell: str, nested: bool, tmp_path: Path) -> None:
+    """Flat submissions are written by the shell's printf alone (no process); a submission
+    with folders goes through one tar. Quotes, a leading dash and odd bytes survive both."""
+    root = tmp_path / "autograder"
+    (root / "submission").mkdir(parents=True)  # as every assignment image has it
+    files = {"submission/it's -v.py": b"-v x\n'quoted' %s \\n" + bytes(range(256)),
+             "submission/empty.txt": b"", "submission_metadata.json": b'{"id": 1}'}
+    if nested:
+        files["submission/pkg/mod.py"] = b"print('nested')\n"
+    script = unpack_script(files, root=str(root))
+    assert ("tar -x" in script) is nested
+    subprocess.run([shell, "-c", 'eval "$F"'], env={"F": script}, check=True)
+    for path, data in files.items():
+        assert (root / path).read_bytes() == data, path
+
+
+def test_a_failed_write_fails_the_whole_unpack(tmp_path: Path) -> None:
+    (tmp_path / "submission" / "a.py").mkdir(parents=True)  # the first write fails, the last would not
+    script = unpack_script({"submission/a.py": b"a", "submission/b.py": b"b"}, root=str(tmp_path))
+    assert subprocess.run(["/bin/sh", "-c", 'eval "$F"'], env={"F": script}, capture_output=True).returncode != 0

@@ -26,7 +26,7 @@ import requests
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
 from greengrader.errors import ExecutorError
-from greengrader.grading.executors.archive import job_tar, printf_format
+from greengrader.grading.executors.archive import job_tar, unpack_script
 from greengrader.grading.executors.base import ExecutionResult, Job, Limits
 from greengrader.grading.executors.docker_client import connect
 from greengrader.grading.executors.docker_container import (
@@ -133,11 +133,11 @@ class DockerExecutor:
 
     @staticmethod
     def _inline_files(job: Job) -> str | None:
-        """The job's files as a printf format for the environment (the wrapper unpacks them
-        with one process, no put_archive round trip), or None to copy them in with put_archive."""
+        """Shell commands for the environment that write the job's files (no put_archive round
+        trip, and no process for a flat submission), or None to copy them in with put_archive."""
         if job.limits.strict:
             return None
-        packed = printf_format(job_tar(job.files, prefix="autograder/"))
+        packed = unpack_script(job.files)
         return packed if len(packed) <= ENV_MAX_CHARS else None
 
     def _labels(self, job: Job) -> dict[str, str]:

@@ -6,7 +6,7 @@ round trip), runs the autograder, stops what it left running, then reports on st
 framed by a per-job nonce: the container's CPU time and memory peak, then results.json as it is (regular files only, at
 most the cap plus one byte). The wall clock is the host's: it kills the whole container.
 Under gVisor every process started costs tens of milliseconds, so the wrapper starts only
-what it must (``tar`` to unpack, ``head`` to report). Reading the report
+what it must (``tar`` only to unpack a submission with folders, ``head`` to report). Reading the report
 from the log stream avoids get_archive calls, each of which mounts the container's
 filesystem (and sees nothing of a sandbox whose root is an overlay in memory).
 """
@@ -25,7 +25,7 @@ ENV_FILES = "GREENGRADER_FILES"
 # $1 nonce, $2 results cap (bytes).
 WRAPPER = r"""
 if [ -n "${GREENGRADER_FILES:-}" ]; then
-  printf "$GREENGRADER_FILES" | tar -x -C / || { echo "greengrader: cannot unpack the submission" >&2; exit 97; }
+  eval "$GREENGRADER_FILES" || { echo "greengrader: cannot unpack the submission" >&2; exit 97; }
 fi
 unset GREENGRADER_FILES
 cd /autograder
