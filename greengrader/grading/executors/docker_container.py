@@ -32,8 +32,8 @@ def container_options(
     job: Job, *, labels: Mapping[str, str], volume: str | None, nonce: str, packed: str | None,
     sandbox: SandboxChoice,
 ) -> dict[str, Any]:
-    """Keyword arguments of ``containers.create`` for one job (``packed``: the job's tar as
-    a printf format for the environment, or None when it is copied in with put_archive)."""
+    """Keyword arguments of ``containers.create`` for one job (``packed``: shell commands
+    that write the job's files, for the environment; None when they go in by put_archive)."""
     limits = job.limits
     memory = f"{limits.memory_mb}m"
     options: dict[str, Any] = {

@@ -1,14 +1,15 @@
 """What a Docker grading container tells us on stdout: the wrapper that runs the
 autograder, and reading its framed report back from the capped log.
 
-PID 1 is the wrapper shell. It unpacks small jobs from the environment (no put_archive
-round trip), runs the autograder, stops what it left running, then reports on stdout,
-framed by a per-job nonce: the container's CPU time and memory peak, then results.json as it is (regular files only, at
-most the cap plus one byte). The wall clock is the host's: it kills the whole container.
-Under gVisor every process started costs tens of milliseconds, so the wrapper starts only
-what it must (``tar`` only to unpack a submission with folders, ``head`` to report). Reading the report
-from the log stream avoids get_archive calls, each of which mounts the container's
-filesystem (and sees nothing of a sandbox whose root is an overlay in memory).
+PID 1 is the wrapper shell. It writes small jobs' files from the environment (no
+put_archive round trip), runs the autograder, stops what it left running, then reports on
+stdout, framed by a per-job nonce: the container's CPU time and memory peak, then
+results.json as it is (regular files only, at most the cap plus one byte). The wall clock is
+the host's: it kills the whole container. Under gVisor every process started costs tens of
+milliseconds, so the wrapper starts only what it must (``tar`` only for a submission with
+folders, ``head`` to report). Reading the report from the log stream avoids get_archive
+calls, each of which mounts the container's filesystem (and sees nothing of a sandbox whose
+root is an overlay in memory).
 """
 
 from __future__ import annotations
