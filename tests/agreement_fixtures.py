@@ -34,7 +34,7 @@ except ImportError as exc:
 tests.append({"name": "1.2 uses the installed package", "number": "1.2", "score": 1.0 if ok else 0.0,
               "max_score": 1.0, "output": out})
 tests.append({"name": "1.3 random (like set_score(random.randint(0, 100) / 10))", "number": "1.3",
-              "score": round(random.uniform(0, 10), 4), "max_score": 10.0})
+              "score": round(random.uniform(5, 10), 4), "max_score": 10.0})
 json.dump({"tests": tests, "leaderboard": [{"name": "tests", "value": len(tests)}]},
           open("/autograder/results/results.json", "w"))
 '''
@@ -59,7 +59,9 @@ def source(with_package: bool = True) -> dict[str, bytes]:
 
 
 def gradescope_results(random_score: float) -> dict[str, Any]:
-    """What Gradescope reported: every deterministic test passed; the random one scored ``random_score``."""
+    """What Gradescope reported: every deterministic test passed; the random one scored
+    ``random_score``. Tests pass values below 5: our run draws from 5 to 10, so it never
+    matches Gradescope's by chance (within the 0.01 tolerance that would be "same")."""
     return {"tests": [
         {"name": ADD_TEST, "number": "1.1", "score": 1.0, "max_score": 1.0},
         {"name": PACKAGE_TEST, "number": "1.2", "score": 1.0, "max_score": 1.0},

@@ -73,7 +73,7 @@ def test_randomised_test_is_nondeterministic_from_evidence_not_a_disagreement(
     assert first.comparison["leaderboard_agrees"] is True
     assert evidence(context) == {RANDOM_TEST: True}
     # Known now for this assignment version: no more re-runs, same classification.
-    second = grade(context, executor, payload(810002, random_score=9.9))
+    second = grade(context, executor, payload(810002, random_score=3.3))
     assert second.agreement == "nondeterministic" and second.comparison is not None
     assert second.comparison["regrades"] == 0
     assert "810001" not in disagreements() and "810002" not in disagreements()
@@ -103,7 +103,7 @@ def test_identical_submissions_that_score_differently_are_evidence_too(
     context.settings.agreement_regrades = 0  # only identical submissions can tell
     first = grade(context, executor, payload(830001, random_score=4.2, assignment_id=5152))
     assert first.agreement == "differs"  # no evidence yet
-    second = grade(context, executor, payload(830002, random_score=7.7, assignment_id=5152))
+    second = grade(context, executor, payload(830002, random_score=2.2, assignment_id=5152))
     assert second.agreement == "nondeterministic", verdicts(second)
     assert RANDOM_TEST in evidence(context) and evidence(context)[RANDOM_TEST] is True
     # the first one is reclassified by the new evidence: no noise left in --disagreements
